@@ -1,0 +1,85 @@
+/*
+ * guest_mem.c: guest RAM, and the bounds-checked accessor.
+ */
+#include "guest_mem.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+int guest_mem_init(struct guest_mem *gm, u64 size)
+{
+	void *p;
+
+	memset(gm, 0, sizeof(*gm));
+	if (size == 0)
+		return fail("memory size must be at least 1 MiB");
+	/*
+	 * MAP_NORESERVE: we promise the guest `size` bytes but commit none up
+	 * front; a guest that never touches its RAM costs us nothing.
+	 */
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return fail("cannot map %llu MiB of guest memory: %s; give less memory",
+			    (unsigned long long)(size >> 20), strerror(errno));
+	/* Guest RAM is a fine candidate for transparent huge pages: fewer
+	 * TLB misses for the guest, fewer faults for us. */
+	madvise(p, size, MADV_HUGEPAGE);
+	gm->host = p;
+	gm->size = size;
+	gm->low_size = MIN(size, PCI_HOLE_START);
+	gm->high_size = size - gm->low_size;
+	return 0;
+}
+
+void guest_mem_free(struct guest_mem *gm)
+{
+	if (gm->host)
+		munmap(gm->host, gm->size);
+	memset(gm, 0, sizeof(*gm));
+}
+
+void *guest_ptr(const struct guest_mem *gm, u64 gpa, u64 len)
+{
+	u64 end;
+
+	/* gpa + len may wrap: a guest can hand us 0xffff...f000 and a length
+	 * of two pages.  Check the sum before trusting it. */
+	if (__builtin_add_overflow(gpa, len, &end))
+		return NULL;
+	if (end <= gm->low_size)
+		return gm->host + gpa;
+	if (gpa >= HIGH_RAM_START && end - HIGH_RAM_START <= gm->high_size)
+		return gm->host + gm->low_size + (gpa - HIGH_RAM_START);
+	return NULL;
+}
+
+u64 guest_ram_left(const struct guest_mem *gm, u64 gpa)
+{
+	if (gpa < gm->low_size)
+		return gm->low_size - gpa;
+	if (gpa >= HIGH_RAM_START && gpa - HIGH_RAM_START < gm->high_size)
+		return gm->high_size - (gpa - HIGH_RAM_START);
+	return 0;
+}
+
+int guest_write(const struct guest_mem *gm, u64 gpa, const void *src, u64 len)
+{
+	void *p = guest_ptr(gm, gpa, len);
+
+	if (!p)
+		return -1;
+	memcpy(p, src, len);
+	return 0;
+}
+
+int guest_read(const struct guest_mem *gm, u64 gpa, void *dst, u64 len)
+{
+	const void *p = guest_ptr(gm, gpa, len);
+
+	if (!p)
+		return -1;
+	memcpy(dst, p, len);
+	return 0;
+}

@@ -1,0 +1,97 @@
+/*
+ * virtio.h: what a virtio device is, independent of its transport.
+ *
+ * A device (blk, net, console, rng) is a static const ops table plus its
+ * private state.  The transport (virtio-pci, in pci.c beside this file)
+ * owns feature negotiation, status, queue setup and interrupts, and calls
+ * into the device through the ops.  Devices never see PCI or KVM: they see
+ * guest memory (through guest_ptr), their virtqueues, and two calls back
+ * into the transport, virtio_signal() and virtio_needs_reset().
+ *
+ * Threads: the transport runs on vCPU threads (register accesses).  A
+ * device serves its queues on its own thread(s), woken by each queue's
+ * kick eventfd (bound to the notify register by ioeventfd).
+ */
+#ifndef VIRTIO_H
+#define VIRTIO_H
+
+#include "guest_mem.h"
+#include "virtio/queue.h"
+
+#include <pthread.h>
+
+/* Device IDs (virtio 1.2, 5). */
+#define VIRTIO_ID_NET		1
+#define VIRTIO_ID_BLOCK		2
+#define VIRTIO_ID_CONSOLE	3
+#define VIRTIO_ID_RNG		4
+
+/* Feature bits common to all devices (virtio 1.2, 6). */
+#define VIRTIO_F_INDIRECT_DESC	28
+#define VIRTIO_F_EVENT_IDX	29
+#define VIRTIO_F_VERSION_1	32
+
+/* Device status bits (virtio 1.2, 2.1). */
+#define VIRTIO_STATUS_ACKNOWLEDGE	1
+#define VIRTIO_STATUS_DRIVER		2
+#define VIRTIO_STATUS_DRIVER_OK		4
+#define VIRTIO_STATUS_FEATURES_OK	8
+#define VIRTIO_STATUS_NEEDS_RESET	64
+#define VIRTIO_STATUS_FAILED		128
+
+#define VIRTIO_MAX_QUEUES	8
+
+struct virtio_dev;
+
+struct virtio_dev_ops {
+	const char *name;		/* "blk", "net", ... for traces */
+	u16 device_id;			/* VIRTIO_ID_* */
+	u32 n_queues;
+	u16 queue_size;			/* max (and default) queue size, power of 2 */
+	u32 config_size;		/* bytes of device-specific config */
+	/* Features the device offers, beyond what the transport adds
+	 * (VERSION_1, INDIRECT_DESC, EVENT_IDX are added by the transport). */
+	u64 (*features)(struct virtio_dev *dev);
+	/* Device-specific config space; offset+len <= config_size is checked
+	 * by the transport before calling. */
+	void (*config_read)(struct virtio_dev *dev, u32 offset, void *data, u32 len);
+	void (*config_write)(struct virtio_dev *dev, u32 offset, const void *data, u32 len);
+	/* The driver set DRIVER_OK: queues are set up and enabled; start
+	 * serving.  Non-zero refuses (the transport sets NEEDS_RESET). */
+	int (*activate)(struct virtio_dev *dev);
+	/* Stop serving and forget queue state; after return no thread of the
+	 * device touches guest memory.  Must tolerate reset without activate. */
+	void (*reset)(struct virtio_dev *dev);
+};
+
+struct virtio_dev {
+	const struct virtio_dev_ops *ops;
+	void *priv;			/* the device's own state */
+	struct guest_mem *gm;
+	u64 features;			/* negotiated (driver-accepted) features */
+	u8 status;
+	u16 config_generation;
+	struct virtqueue vqs[VIRTIO_MAX_QUEUES];
+
+	/* Filled in by the transport. */
+	void *transport;
+	void (*signal)(struct virtio_dev *dev, int qidx);	/* qidx -1: config change */
+	void (*needs_reset)(struct virtio_dev *dev);
+};
+
+static inline bool virtio_has(const struct virtio_dev *dev, int bit)
+{
+	return dev->features & (1ULL << bit);
+}
+
+/*
+ * Tell the driver about used buffers on queue qidx, unless event-index or
+ * NO_INTERRUPT suppression says it doesn't want to hear (vq_need_signal).
+ */
+void virtio_signal(struct virtio_dev *dev, int qidx);
+/* Interrupt the driver unconditionally (config change: qidx -1). */
+void virtio_interrupt(struct virtio_dev *dev, int qidx);
+/* The guest broke the rules (corrupt ring): flag NEEDS_RESET, keep running. */
+void virtio_needs_reset(struct virtio_dev *dev);
+
+#endif

@@ -65,7 +65,7 @@ $(F)/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -Itests/unit -O1 -g -fsanitize=fuzzer-no-link,address,undefined $(WARN) -c $< -o $@
 
-$(F)/%: fuzz/%.c $(LIBSRCS:%.c=$(F)/%.o) $(filter-out tests/unit/tap.c,$(STUBS):%.c=$(F)/%.o)
+$(F)/%: fuzz/%.c $(LIBSRCS:%.c=$(F)/%.o) $(STUBS:%.c=$(F)/%.o)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -Itests/unit $(FUZZ) $(WARN) -o $@ $^ $(LIBS)
 

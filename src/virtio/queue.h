@@ -7,6 +7,10 @@
  * and every buffer goes through guest_ptr().  A request that is merely bad
  * is the device's business (error status); a ring that is corrupt makes
  * vq_pop() return -1 and the device asks for NEEDS_RESET.
+ *
+ * Threads: the transport fills in the fields under "set by the transport"
+ * and calls vq_start()/vq_reset() while the device is stopped.  Between
+ * activate and reset, exactly one device thread pops, pushes and signals.
  */
 #ifndef VIRTIO_QUEUE_H
 #define VIRTIO_QUEUE_H
@@ -17,6 +21,10 @@
 
 /* Longest chain we accept, direct or through one indirect table. */
 #define VQ_MAX_SEGS	1024
+/* Largest queue the split ring allows (virtio 1.2, 2.7: 2^15). */
+#define VQ_MAX_SIZE	32768
+/* msix_vector value meaning "no vector" (virtio 1.2, 4.1.5.1.2). */
+#define VQ_NO_VECTOR	0xffff
 
 struct virtqueue {
 	/* Set by the transport from the driver's writes. */
@@ -34,8 +42,9 @@ struct virtqueue {
 	/* Device-side state. */
 	u16 last_avail;			/* next avail entry to pop */
 	u16 used_idx;			/* shadow of used->idx */
-	u16 signalled_used;		/* used_idx at the last interrupt */
+	u16 signalled_used;		/* used_idx at the last vq_need_signal() */
 	bool signalled_valid;
+	bool last_need;			/* what vq_need_signal() said then */
 	bool broken;			/* saw a corrupt ring; stop touching it */
 
 	int kick_fd;			/* eventfd the guest's notify write signals */
@@ -52,18 +61,35 @@ struct vq_chain {
 
 /*
  * Resolve the ring addresses once, checking that desc/avail/used lie in
- * guest RAM with the alignment the spec requires.  -1: the driver gave us
- * a bad ring (the caller sets NEEDS_RESET).
+ * guest RAM with the alignment the spec requires.  -1 (with last_error()
+ * set): the driver gave us a bad ring (the caller sets NEEDS_RESET).
  */
 int vq_start(struct virtqueue *vq, const struct guest_mem *gm, bool event_idx, bool indirect);
-/* Back to the reset state (keeps kick_fd/call_fd). */
+/*
+ * Back to the reset state: size 0, not ready, no vector, no ring.  Keeps
+ * kick_fd/call_fd; the transport sets size back to the device's maximum.
+ */
 void vq_reset(struct virtqueue *vq);
 
 /* 1: a chain was taken into *c; 0: nothing available; -1: ring corrupt. */
 int vq_pop(struct virtqueue *vq, struct vq_chain *c);
 /* Give a chain back with `len` bytes written into its in-buffers. */
 void vq_push(struct virtqueue *vq, u16 head, u32 len);
-/* After pushes: does the driver want an interrupt now? (EVENT_IDX/flags) */
+/*
+ * The same in two steps, for chains that must appear together: vq_fill()
+ * writes a used entry the driver cannot see yet, vq_flush() publishes all
+ * entries filled so far.  (A mergeable-rx frame spans several chains, and
+ * a driver that saw the first before the rest would drop the frame.)
+ */
+void vq_fill(struct virtqueue *vq, u16 head, u32 len);
+void vq_flush(struct virtqueue *vq);
+/*
+ * After pushes: does the driver want an interrupt now?  (EVENT_IDX's
+ * used_event, else the avail ring's NO_INTERRUPT flag.)  virtio_signal()
+ * asks this before calling the transport.  Asking again with no push in
+ * between gives the same answer, so a transport that also asks loses
+ * nothing.
+ */
 bool vq_need_signal(struct virtqueue *vq);
 /* Ask for (or stop asking for) kicks; returns true if more arrived meanwhile. */
 bool vq_enable_kicks(struct virtqueue *vq);

@@ -26,6 +26,8 @@
 /* Selectors the 64-bit boot protocol requires. */
 #define BOOT_CS 0x10
 #define BOOT_DS 0x18
+/* A busy 64-bit TSS (base 0, limit 0x67) for the task register KVM wants. */
+#define BOOT_TSS 0x20
 
 struct boot_setup {
 	const char *kernel_path;

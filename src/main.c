@@ -1,0 +1,334 @@
+/*
+ * main.c: the start of the tour.
+ *
+ * lguest is a launcher: it makes a PC out of KVM parts, puts a Linux
+ * kernel in its memory, and then mostly gets out of the way.  This file
+ * reads the command line (the seed's, verbatim), and then does the whole
+ * job in order: map guest memory, load the kernel, create the VM and its
+ * devices, run, and clean up.  Each step lives in a folder of its own:
+ *
+ *   vm/      the only code that talks to KVM: the VM, vCPUs, interrupts
+ *   x86/     the boot protocol: kernel formats, boot_params, page tables
+ *   bus/     port and MMIO dispatch, and PCI
+ *   dev/     the legacy PC devices: serial port, keyboard controller, clock
+ *   virtio/  the virtqueue, the PCI transport, and the virtio devices
+ *   host/    the host side: terminal, event loop, disk files, taps
+ */
+#include "lguest.h"
+#include "guest_mem.h"
+#include "dev/legacy.h"
+#include "dev/serial.h"
+#include "host/loop.h"
+#include "host/term.h"
+#include "vm/vm.h"
+#include "x86/boot.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#define MAX_INITRDS 16
+#define MAX_CPUS 64
+
+static const char usage_line[] =
+	"Usage: lguest [--verbose] [--tunnet=(<ipaddr>|bridge:<bridgename>)] "
+	"[--block=<file>] [--initrd=<file>]... <mem-in-mb> vmlinux [args...]";
+
+static const char help_text[] =
+	"Boot a Linux kernel in a KVM virtual machine.\n"
+	"\n"
+	"  <mem-in-mb>             guest RAM in MiB (e.g. 256)\n"
+	"  vmlinux                 the kernel: a bzImage (e.g. /boot/vmlinuz-*) or an ELF vmlinux\n"
+	"  args...                 the guest kernel command line; without console=, lguest\n"
+	"                          adds console=ttyS0 and fast-boot defaults (yours win)\n"
+	"\n"
+	"Options:\n"
+	"  --initrd=<file>         initial ramdisk; repeat to concatenate several\n"
+	"  --block=<file>[,ro]     a virtio disk backed by <file> (not supported yet)\n"
+	"  --tunnet=<ip>|bridge:<name>\n"
+	"                          a virtio network card on a tap (not supported yet)\n"
+	"  --cpus=<n>              number of vCPUs (1-64, default 1)\n"
+	"  --verbose, -v           trace setup, devices and unusual exits on stderr\n"
+	"  --help, -h              this text\n"
+	"  --version               the version\n"
+	"\n"
+	"Ctrl-A x quits (when stdin is a terminal); Ctrl-A Ctrl-A sends Ctrl-A.\n"
+	"Exit status: 0 the guest powered off or rebooted, 1 launcher failure,\n"
+	"2 bad usage or input, 3 the guest panicked.\n"
+	"Environment: LGUEST_NO_HOST_DECOMPRESS=1 boots a bzImage through its own\n"
+	"decompressor; XDG_CACHE_HOME (or ~/.cache) holds decompressed kernels.\n";
+
+struct options {
+	u64 mem_mib;
+	const char *kernel;
+	const char *initrds[MAX_INITRDS];
+	int n_initrds;
+	int ncpus;
+	char *cmdline;
+};
+
+static _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static _Noreturn void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("lguest: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n%s\n", usage_line);
+	exit(EXIT_USAGE);
+}
+
+/* A strict decimal: "256" yes, "256k", "-1", "" and "0x10" no. */
+static bool parse_u64(const char *s, u64 *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!*s || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return false;
+	*out = v;
+	return true;
+}
+
+/*
+ * Guest RAM in MiB: at least 1, and no more than this host has.  Asking for
+ * more RAM than exists is almost always a typo (an extra zero), and the
+ * guest would be killed by the OOM killer long after we started it.
+ */
+static u64 parse_mem(const char *arg)
+{
+	struct sysinfo si;
+	u64 mib, host_mib;
+
+	if (!parse_u64(arg, &mib))
+		usage_error("'%s' is not a memory size: give guest RAM in MiB, e.g. 256", arg);
+	if (mib == 0)
+		usage_error("memory size 0: give guest RAM in MiB, e.g. 256");
+	if (sysinfo(&si) == 0) {
+		host_mib = ((u64)si.totalram * si.mem_unit) >> 20;
+		if (mib > host_mib)
+			usage_error("%llu MiB is more memory than this host has (%llu MiB)",
+				    (unsigned long long)mib, (unsigned long long)host_mib);
+	}
+	return mib;
+}
+
+/* Join args with spaces, after our defaults unless the user chose a console. */
+static char *build_cmdline(char **args, int n)
+{
+	static const char defaults[] =
+		"console=ttyS0 reboot=k panic=-1 tsc=reliable no_timer_check "
+		"i8042.noaux i8042.nomux i8042.nopnp 8250.nr_uarts=1 "
+		"cryptomgr.notests";
+	bool has_console = false;
+	size_t len = sizeof(defaults) + 1;
+	char *s;
+
+	for (int i = 0; i < n; i++) {
+		len += strlen(args[i]) + 1;
+		if (!strncmp(args[i], "console=", 8))
+			has_console = true;
+	}
+	s = malloc(len);
+	if (!s)
+		die_host("out of memory");
+	/* The kernel takes the last value of a repeated parameter, so the
+	 * defaults go first and anything the user wrote overrides them. */
+	strcpy(s, has_console ? "" : defaults);
+	for (int i = 0; i < n; i++) {
+		if (*s)
+			strcat(s, " ");
+		strcat(s, args[i]);
+	}
+	return s;
+}
+
+static void unsupported_yet(const char *opt)
+{
+	usage_error("%s is not supported yet in this version of lguest", opt);
+}
+
+enum { OPT_VERSION = 256, OPT_CPUS };
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option opts[] = {
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "tunnet", required_argument, NULL, 't' },
+		{ "block", required_argument, NULL, 'b' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "cpus", required_argument, NULL, OPT_CPUS },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	u64 n;
+	int c;
+
+	o->ncpus = 1;
+	opterr = 0;
+	/* "+": stop at the first operand, so the guest's arguments (which
+	 * may start with '-') are never taken for ours. */
+	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'v':
+			verbose_on = true;
+			break;
+		case 't':
+			unsupported_yet("--tunnet");
+			break;
+		case 'b':
+			unsupported_yet("--block");
+			break;
+		case 'i':
+			if (o->n_initrds == MAX_INITRDS)
+				usage_error("at most %d --initrd files", MAX_INITRDS);
+			o->initrds[o->n_initrds++] = optarg;
+			break;
+		case OPT_CPUS:
+			if (!parse_u64(optarg, &n) || n < 1 || n > MAX_CPUS)
+				usage_error("--cpus=%s: give a number of vCPUs from 1 to %d",
+					    optarg, MAX_CPUS);
+			o->ncpus = n;
+			break;
+		case 'h':
+			printf("%s\n\n%s", usage_line, help_text);
+			exit(0);
+		case OPT_VERSION:
+			printf("lguest %s\n", LGUEST_VERSION);
+			exit(0);
+		default:
+			if (optopt)
+				usage_error("unknown option '-%c'", optopt);
+			usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (argc - optind < 2)
+		usage_error("missing %s", argc - optind == 0 ? "<mem-in-mb> and vmlinux" : "vmlinux");
+	o->mem_mib = parse_mem(argv[optind]);
+	o->kernel = argv[optind + 1];
+	o->cmdline = build_cmdline(argv + optind + 2, argc - optind - 2);
+}
+
+static struct serial *console_uart;
+
+/* Typed input goes to the serial port until virtio-console exists. */
+static size_t console_sink(void *arg, const u8 *buf, size_t len)
+{
+	return serial_input(console_uart, buf, len);
+}
+
+static void console_has_room(void *arg)
+{
+	term_resume();
+}
+
+static void guest_reset(void)
+{
+	vm_stop(EXIT_GUEST_DONE);
+}
+
+/* SIGINT/SIGTERM/SIGHUP: stop the guest in order, from the main loop. */
+static void signal_seen(void *arg, u32 events)
+{
+	struct signalfd_siginfo si;
+	int fd = *(int *)arg;
+
+	if (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		verbose("signal %u: stopping the guest", si.ssi_signo);
+		vm_stop(128 + si.ssi_signo);
+	}
+}
+
+static int setup_signals(void)
+{
+	static int sfd;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	/* Blocked in every thread (threads inherit this mask), taken by the
+	 * main loop through a signalfd: cleanup then runs in one place. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0)
+		return fail("signalfd: %s", strerror(errno));
+	return loop_add(sfd, EPOLLIN, signal_seen, &sfd);
+}
+
+static int setup_devices(void)
+{
+	console_uart = serial_create(0x3f8, 4, STDOUT_FILENO);
+	if (!console_uart || i8042_create(guest_reset) || rtc_create())
+		return -1;
+	serial_set_room_callback(console_uart, console_has_room, NULL);
+	return term_init(console_sink, NULL);
+}
+
+static void serve(int stop_fd)
+{
+	loop_run_until(stop_fd);
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct guest_mem gm;
+	struct boot_entry be;
+	struct boot_setup bs;
+	const char *env;
+	int status;
+
+	parse_args(argc, argv, &o);
+	if (setup_signals())
+		die_host("%s", last_error());
+
+	if (guest_mem_init(&gm, o.mem_mib << 20))
+		die_input("%s", last_error());
+	verbose("guest RAM: %llu MiB at %p", (unsigned long long)o.mem_mib, gm.host);
+
+	bs = (struct boot_setup){
+		.kernel_path = o.kernel,
+		.initrd_paths = o.initrds,
+		.n_initrd = o.n_initrds,
+		.cmdline = o.cmdline,
+		.ncpus = o.ncpus,
+	};
+	env = getenv("LGUEST_NO_HOST_DECOMPRESS");
+	bs.no_host_decompress = env && *env && strcmp(env, "0");
+	if (x86_boot_load(&gm, &bs, &be))
+		die_input("%s", last_error());
+	verbose("kernel loaded as %s, entry %#llx", be.how, (unsigned long long)be.rip);
+	verbose("command line: %s", o.cmdline);
+
+	if (vm_create(&gm, o.ncpus))
+		die_input("%s", last_error());
+	if (host_kvm_is_software())
+		warn_user("this host's KVM has no hardware virtualization (no vmx/svm; "
+			  "kvm_pvm?): a stock kernel will run very slowly, if at all");
+	if (setup_devices() || vm_setup_vcpus(&be))
+		die_host("%s", last_error());
+
+	status = vm_run_vcpus(serve);
+	verbose("guest stopped, exit status %d", status);
+	lguest_exit(status);
+}

@@ -1,0 +1,419 @@
+/*
+ * console.c: the virtio console (virtio 1.2, 5.3), a guest's hvc0.
+ *
+ * The serial port costs a vCPU exit per byte; this costs one per buffer.
+ * The device has one thread, which sleeps in poll() on three eventfds:
+ * the transmit queue's kick, the receive queue's kick, and our own stop.
+ *
+ * Output (transmitq0).  On a kick the thread pops each chain, writes its
+ * bytes to out_fd, and only then pushes it back.  Linux's hvc driver
+ * spins until its buffer comes back, so a slow stdout slows the guest's
+ * printing down to stdout's pace: that is the backpressure, and it is why
+ * nothing is ever lost.  Writes go out in pieces no larger than PIPE_BUF
+ * after poll() says out_fd has room, so that a reset never waits on a
+ * stdout nobody reads for longer than one piece takes.
+ *
+ * Input (receiveq0).  The guest posts empty buffers; typed bytes go into
+ * them through vcon_input(), called by the terminal code on the main
+ * thread, under rx_lock, which is what keeps "one thread at a time" on
+ * that queue.  When no buffer is posted vcon_input() takes nothing and
+ * asks the guest to kick when it posts one; the device thread answers
+ * that kick by calling the room callback, and the terminal reads again.
+ * Between the two, unread input waits in the terminal's own buffers.
+ */
+#include "virtio/console.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+/* Feature bits (5.3.3). */
+#define VIRTIO_CONSOLE_F_SIZE	0
+
+/* The biggest write we make after poll() reports room: a pipe that says
+ * POLLOUT takes this much without blocking. */
+#define VCON_WRITE_CHUNK	4096
+
+/* Device configuration (5.3.4), without the MULTIPORT and EMERG_WRITE
+ * parts we do not offer. */
+struct vcon_config {
+	u16 cols;
+	u16 rows;
+	u32 max_nr_ports;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct vcon_config) == 8, "virtio-console config layout");
+
+struct vcon {
+	struct virtio_dev vdev;
+	int out_fd;
+	bool out_dead;			/* a write failed for good: discard output */
+	u32 size;			/* cols | rows << 16, atomic; 0: unknown */
+
+	void (*room)(void *arg);
+	void *room_arg;
+
+	/* The receive queue belongs to whoever holds rx_lock. */
+	pthread_mutex_t rx_lock;
+	bool rx_live;			/* between activate and reset */
+	struct vq_chain rx_chain;
+
+	/* The device thread and what only it touches. */
+	bool running;
+	pthread_t thread;
+	int stop_fd;
+	struct vq_chain tx_chain;
+};
+
+static struct vcon *to_vcon(const struct virtio_dev *dev)
+{
+	return dev->priv;
+}
+
+/* --- the transport's view: features and configuration -------------------- */
+
+/* F_SIZE only when we know a size to tell. */
+static u64 vcon_features(struct virtio_dev *dev)
+{
+	if (__atomic_load_n(&to_vcon(dev)->size, __ATOMIC_RELAXED))
+		return 1ULL << VIRTIO_CONSOLE_F_SIZE;
+	return 0;
+}
+
+/* Built on each read from the one atomic word, so cols and rows always
+ * belong together.  Bounds checked again here against the struct. */
+static void vcon_config_read(struct virtio_dev *dev, u32 offset, void *data, u32 len)
+{
+	u32 size = __atomic_load_n(&to_vcon(dev)->size, __ATOMIC_RELAXED);
+	struct vcon_config cfg = {
+		.cols = size & 0xffff,
+		.rows = size >> 16,
+		.max_nr_ports = 1,
+	};
+
+	if (offset > sizeof(cfg) || len > sizeof(cfg) - offset)
+		return;
+	memcpy(data, (u8 *)&cfg + offset, len);
+}
+
+/* cols, rows and max_nr_ports are read-only for the driver. */
+static void vcon_config_write(struct virtio_dev *dev, u32 offset, const void *data, u32 len)
+{
+}
+
+/* --- output ----------------------------------------------------------------- */
+
+/*
+ * All of [p, p+len) to out_fd, however long stdout takes, unless reset
+ * asks us to stop (returns -1).  A write that fails for good (stdout
+ * closed, disk full) makes the console discard output from then on: the
+ * guest must not hang because the host stopped listening.
+ */
+static int vcon_write(struct vcon *c, const u8 *p, size_t len)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = c->out_fd, .events = POLLOUT },
+		{ .fd = c->stop_fd, .events = POLLIN },
+	};
+
+	while (len && !c->out_dead) {
+		ssize_t n;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			n = -1;
+		} else if (pfd[1].revents) {
+			return -1;
+		} else {
+			n = write(c->out_fd, p, MIN(len, VCON_WRITE_CHUNK));
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+		}
+		if (n < 0) {
+			warn_user("console output lost: %s", strerror(errno));
+			c->out_dead = true;
+			break;
+		}
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* A transmit chain's readable buffers, in order.  Writable buffers have
+ * no meaning on this queue and are ignored. */
+static int vcon_write_chain(struct vcon *c, const struct vq_chain *ch)
+{
+	for (u32 i = 0; i < ch->n_out; i++)
+		if (vcon_write(c, ch->iov[i].iov_base, ch->iov[i].iov_len) < 0)
+			return -1;
+	return 0;
+}
+
+/*
+ * Serve the transmit queue until it is empty.  Each chain goes back
+ * (length 0: we wrote nothing into it) only when its bytes are out, and
+ * the driver hears of it at once, since it may be spinning on it.  Kicks
+ * are off while we drain.  Returns -1 if reset interrupted a write.
+ */
+static int vcon_tx(struct vcon *c)
+{
+	struct virtqueue *vq = &c->vdev.vqs[VCON_TXQ];
+	int rc;
+
+	/* Already reported; a broken ring is not touched again. */
+	if (vq->broken)
+		return 0;
+	do {
+		vq_disable_kicks(vq);
+		while ((rc = vq_pop(vq, &c->tx_chain)) > 0) {
+			if (vcon_write_chain(c, &c->tx_chain) < 0)
+				return -1;
+			vq_push(vq, c->tx_chain.head, 0);
+			virtio_signal(&c->vdev, VCON_TXQ);
+		}
+	} while (rc == 0 && vq_enable_kicks(vq));
+	if (rc < 0) {
+		verbose("virtio-console: transmit queue: %s; device needs reset", last_error());
+		virtio_needs_reset(&c->vdev);
+	}
+	return 0;
+}
+
+/* --- input ------------------------------------------------------------------ */
+
+/*
+ * Typed bytes into posted receive buffers, each pushed back as soon as it
+ * holds something: a keystroke should not wait for a buffer to fill.  At
+ * most one queue's worth of chains per call, so a guest posting useless
+ * (read-only) buffers as fast as we return them cannot keep the main
+ * thread here.
+ */
+size_t vcon_input(struct vcon *c, const u8 *buf, size_t len)
+{
+	struct virtqueue *vq = &c->vdev.vqs[VCON_RXQ];
+	struct vq_chain *ch = &c->rx_chain;
+	size_t done = 0;
+	bool pushed = false;
+	int rc = 0;
+
+	pthread_mutex_lock(&c->rx_lock);
+	if (!c->rx_live || vq->broken) {
+		pthread_mutex_unlock(&c->rx_lock);
+		return 0;
+	}
+	for (u32 budget = vq->size; done < len && budget; budget--) {
+		rc = vq_pop(vq, ch);
+		/* Out of buffers: ask for a kick when the next one comes,
+		 * unless it came while we asked. */
+		if (rc == 0 && vq_enable_kicks(vq))
+			continue;
+		if (rc <= 0)
+			break;
+		size_t n = iov_from_buf(ch->iov + ch->n_out, ch->n_in, 0, buf + done, len - done);
+
+		vq_push(vq, ch->head, n);
+		pushed = true;
+		done += n;
+	}
+	if (pushed)
+		virtio_signal(&c->vdev, VCON_RXQ);
+	if (rc < 0) {
+		verbose("virtio-console: receive queue: %s; device needs reset", last_error());
+		virtio_needs_reset(&c->vdev);
+	}
+	pthread_mutex_unlock(&c->rx_lock);
+	return done;
+}
+
+/* The guest posted receive buffers (or we just started): tell whoever
+ * holds input back that it may try again. */
+static void vcon_room(struct vcon *c)
+{
+	if (c->room)
+		c->room(c->room_arg);
+}
+
+void vcon_set_room_callback(struct vcon *c, void (*fn)(void *), void *arg)
+{
+	c->room = fn;
+	c->room_arg = arg;
+}
+
+/* --- the device thread ------------------------------------------------------- */
+
+/* Empty an eventfd so poll() sleeps again. */
+static void drain_eventfd(int fd)
+{
+	u64 v;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		verbose("virtio-console: reading an eventfd: %s", strerror(errno));
+}
+
+static void *vcon_thread(void *arg)
+{
+	struct vcon *c = arg;
+	struct pollfd pfd[3] = {
+		{ .fd = c->stop_fd, .events = POLLIN },
+		{ .fd = c->vdev.vqs[VCON_TXQ].kick_fd, .events = POLLIN },
+		{ .fd = c->vdev.vqs[VCON_RXQ].kick_fd, .events = POLLIN },
+	};
+
+	/* The driver may have posted and kicked before we listened. */
+	vcon_room(c);
+	if (vcon_tx(c) < 0)
+		return NULL;
+	for (;;) {
+		if (poll(pfd, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			warn_user("console thread stops: poll: %s", strerror(errno));
+			break;
+		}
+		if (pfd[0].revents)
+			break;
+		if (pfd[2].revents) {
+			drain_eventfd(pfd[2].fd);
+			vcon_room(c);
+		}
+		if (pfd[1].revents) {
+			drain_eventfd(pfd[1].fd);
+			if (vcon_tx(c) < 0)
+				break;
+		}
+	}
+	return NULL;
+}
+
+/* DRIVER_OK: both queues are set up; start serving them. */
+static int vcon_activate(struct virtio_dev *dev)
+{
+	struct vcon *c = to_vcon(dev);
+	sigset_t all, old;
+	int err;
+
+	if (c->running)
+		return 0;
+	for (int q = 0; q < 2; q++)
+		if (!dev->vqs[q].desc || dev->vqs[q].kick_fd < 0)
+			return fail("virtio-console: activated without queue %d", q);
+	c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->stop_fd < 0)
+		return fail("virtio-console: eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&c->rx_lock);
+	c->rx_live = true;
+	pthread_mutex_unlock(&c->rx_lock);
+	/* Signals belong to the main thread; ours is born with all blocked. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&c->thread, NULL, vcon_thread, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		pthread_mutex_lock(&c->rx_lock);
+		c->rx_live = false;
+		pthread_mutex_unlock(&c->rx_lock);
+		close(c->stop_fd);
+		return fail("virtio-console: cannot start its thread: %s", strerror(err));
+	}
+	c->running = true;
+	return 0;
+}
+
+/*
+ * Driver reset: input stops first (under rx_lock, so no vcon_input() is
+ * half-way through the ring), then the thread, which gives up a write in
+ * progress.  After this nothing of ours touches guest memory.
+ */
+static void vcon_reset(struct virtio_dev *dev)
+{
+	struct vcon *c = to_vcon(dev);
+	u64 one = 1;
+
+	pthread_mutex_lock(&c->rx_lock);
+	c->rx_live = false;
+	pthread_mutex_unlock(&c->rx_lock);
+	if (!c->running)
+		return;
+	if (write(c->stop_fd, &one, sizeof(one)) != sizeof(one)) {
+		fprintf(stderr, "lguest: virtio-console: cannot stop its thread: %s\n",
+			strerror(errno));
+		abort();
+	}
+	pthread_join(c->thread, NULL);
+	close(c->stop_fd);
+	c->stop_fd = -1;
+	c->running = false;
+}
+
+static const struct virtio_dev_ops vcon_ops = {
+	.name = "console",
+	.device_id = VIRTIO_ID_CONSOLE,
+	.n_queues = 2,
+	.queue_size = VCON_QUEUE_SIZE,
+	.config_size = sizeof(struct vcon_config),
+	.features = vcon_features,
+	.config_read = vcon_config_read,
+	.config_write = vcon_config_write,
+	.activate = vcon_activate,
+	.reset = vcon_reset,
+};
+
+/* --- construction -------------------------------------------------------------- */
+
+void vcon_set_size(struct vcon *c, u16 cols, u16 rows)
+{
+	__atomic_store_n(&c->size, (u32)cols | (u32)rows << 16, __ATOMIC_RELAXED);
+	/* A running driver that took F_SIZE rereads cols and rows on a
+	 * configuration change (5.3.6.2); the generation tells it they
+	 * changed under its feet. */
+	pthread_mutex_lock(&c->rx_lock);
+	if (c->rx_live && virtio_has(&c->vdev, VIRTIO_CONSOLE_F_SIZE)) {
+		__atomic_add_fetch(&c->vdev.config_generation, 1, __ATOMIC_RELEASE);
+		virtio_interrupt(&c->vdev, -1);
+	}
+	pthread_mutex_unlock(&c->rx_lock);
+}
+
+struct virtio_dev *vcon_create(int out_fd, struct vcon **out)
+{
+	struct vcon *c = calloc(1, sizeof(*c));
+	struct winsize ws;
+
+	if (!c) {
+		fail("virtio-console: out of memory");
+		return NULL;
+	}
+	c->vdev.ops = &vcon_ops;
+	c->vdev.priv = c;
+	c->out_fd = out_fd;
+	c->stop_fd = -1;
+	pthread_mutex_init(&c->rx_lock, NULL);
+	for (int q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+		vq_reset(&c->vdev.vqs[q]);
+		c->vdev.vqs[q].kick_fd = c->vdev.vqs[q].call_fd = -1;
+	}
+	if (ioctl(out_fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col && ws.ws_row)
+		c->size = (u32)ws.ws_col | (u32)ws.ws_row << 16;
+	*out = c;
+	return &c->vdev;
+}
+
+void vcon_free(struct virtio_dev *dev)
+{
+	struct vcon *c;
+
+	if (!dev)
+		return;
+	c = to_vcon(dev);
+	vcon_reset(dev);
+	pthread_mutex_destroy(&c->rx_lock);
+	free(c);
+}

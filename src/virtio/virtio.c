@@ -1,0 +1,46 @@
+/*
+ * virtio.c: the three calls a device makes back into its transport.
+ *
+ * They are thin on purpose.  Devices do not know whether they sit behind
+ * PCI or behind the unit tests' fake transport (tests/unit/vqdriver.c);
+ * they only know these functions and the callbacks the transport stored
+ * in struct virtio_dev.
+ */
+#include "virtio/virtio.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* A queue index the device made up is a bug in lguest, not in the guest. */
+static void check_qidx(const struct virtio_dev *dev, int qidx)
+{
+	if (qidx < -1 || qidx >= VIRTIO_MAX_QUEUES) {
+		fprintf(stderr, "lguest: %s: signal on queue %d\n", dev->ops->name, qidx);
+		abort();
+	}
+}
+
+/* Used buffers are waiting: interrupt only if the driver wants to hear. */
+void virtio_signal(struct virtio_dev *dev, int qidx)
+{
+	check_qidx(dev, qidx);
+	if (qidx >= 0 && !vq_need_signal(&dev->vqs[qidx]))
+		return;
+	if (dev->signal)
+		dev->signal(dev, qidx);
+}
+
+/* Config changes (and anything else that must not be suppressed). */
+void virtio_interrupt(struct virtio_dev *dev, int qidx)
+{
+	check_qidx(dev, qidx);
+	if (dev->signal)
+		dev->signal(dev, qidx);
+}
+
+/* The guest broke a ring: the transport sets NEEDS_RESET and tells it. */
+void virtio_needs_reset(struct virtio_dev *dev)
+{
+	if (dev->needs_reset)
+		dev->needs_reset(dev);
+}

@@ -1,0 +1,36 @@
+/*
+ * vm_internal.h: state shared by vm.c, vcpu.c and irq.c (the KVM layer).
+ */
+#ifndef VM_INTERNAL_H
+#define VM_INTERNAL_H
+
+#include "vm/vm.h"
+
+#include <linux/kvm.h>
+#include <pthread.h>
+
+struct vcpu {
+	int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+};
+
+struct vm_state {
+	int kvm_fd, vm_fd;
+	struct guest_mem *gm;
+	int ncpus;
+	struct vcpu vcpus[VM_MAX_CPUS];
+	int run_size;
+
+	int stop_fd;
+	pthread_mutex_t stop_lock;
+	bool stopping;
+	int exit_status;
+};
+
+extern struct vm_state vm;
+
+int irq_routing_init(void);
+
+#endif

@@ -1,0 +1,188 @@
+#!/bin/bash
+# tests/e2e/nested.sh CMD [ARGS...]: run CMD inside a "nested test machine"
+# that has real KVM, and return CMD's exit status, stdout and stderr.
+#
+# Why: where /dev/kvm is PVM (software virtualization, no vmx/svm), KVM
+# cannot boot a stock kernel.  So we boot Debian's stock kernel in QEMU's
+# TCG emulator with an AMD CPU that has SVM + NPT; inside it kvm-amd gives a
+# real (nested) /dev/kvm on which lguest can boot its guests.
+#
+# The outer machine:
+#   - has NO network (-nic none), 2 vCPUs and 3 GiB (NESTED_MEM, in MiB);
+#   - sees the host's root filesystem read-only over 9p (tag hostroot) and
+#     chroots into it, so CMD runs the host's binaries, in the same cwd;
+#   - has fresh tmpfs on /tmp, /run and /var/tmp (a cwd below /tmp is bound
+#     back in), its own /proc, /sys, /dev (with /dev/kvm, /dev/net/tun);
+#   - shares one writable directory, $NESTED_OUT (same path inside and out;
+#     a temporary dir under tests/e2e/work/ unless the caller sets it, and
+#     then kept), for files CMD wants to hand back;
+#   - has these modules loaded: kvm + kvm-amd, tun, tap, bridge, vhost_net,
+#     virtio, 9p.  For others: modprobe -d tests/e2e/work/kernel NAME.
+# CMD's stdout and stderr stream out through two virtio-serial ports; the
+# outer kernel's console goes to $NESTED_OUT/console.log (shown on failure).
+# CMD's environment: PATH, HOME, TERM, NESTED_OUT, NESTED=1, and the
+# variables named in $NESTED_ENV (space-separated).  stdin is /dev/null.
+#
+# Exit status: CMD's; 124 if the whole run exceeded NESTED_TIMEOUT seconds
+# (default 900); 125 if the outer machine failed to run CMD.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+[ $# -gt 0 ] || die "usage: $0 CMD [ARGS...]"
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
+NESTED_TIMEOUT=${NESTED_TIMEOUT:-900}
+NESTED_MEM=${NESTED_MEM:-3072}
+
+# Modules of the outer machine, dependencies added from modules.dep.
+OUTER_MODULES="virtio_pci 9pnet_virtio 9p virtio_console
+	kvm_amd tun tap bridge vhost_net vhost_iotlb"
+
+eval "$("$E2E/kernel.sh")"          # KVER, BZIMAGE, MODULES
+
+# --- the outer initramfs (cached) --------------------------------------------
+OUTER_INITRD=$WORK/outer-initrd.cpio.gz
+if newer_than "$OUTER_INITRD" "$0" "$E2E/lib.sh" "$KDIR/.stamp"; then
+	BUSYBOX=$(command -v busybox) || die "busybox missing (apt-get install busybox-static)"
+	root=$WORK/outer-root
+	rm -rf "$root" && mkdir -p "$root"/{bin,dev,proc,sys,host,hosttmp,results,lib/modules}
+	cp "$BUSYBOX" "$root/bin/busybox"
+	for applet in $("$BUSYBOX" --list); do
+		[ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
+	done
+	for ko in $(mod_closure $OUTER_MODULES); do
+		name=${ko##*/}; name=${name%%.ko*}
+		copy_module "$MODULES/$ko" "$root/lib/modules/$name.ko"
+		echo "$name" >>"$root/lib/modules/load-order"
+	done
+	cat >"$root/init" <<'INIT'
+#!/bin/sh
+# /init of the nested test machine (written by tests/e2e/nested.sh).
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+while read -r m; do
+	insmod "/lib/modules/$m.ko" 2>/dev/null || echo "init: insmod $m failed"
+done </lib/modules/load-order
+
+fail() { echo "init: $*"; poweroff -f; }
+o=trans=virtio,version=9p2000.L,msize=512000
+mount -t 9p -o "$o,ro,cache=loose" hostroot /host || fail "cannot mount the host root"
+mount -t 9p -o "$o" results /results || fail "cannot mount the results share"
+. /results/job          # sets CWD and OUT, writes nothing
+
+# The machine's own /proc, /sys, /dev and scratch dirs, inside the host root;
+# a cwd below one of the scratch dirs is bound back in from the host.
+mount --bind /host/tmp /hosttmp
+mount -t proc proc /host/proc
+mount -t sysfs sysfs /host/sys
+mount -t devtmpfs devtmpfs /host/dev
+mkdir -p /host/dev/pts /host/dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666 devpts /host/dev/pts
+mount -t tmpfs tmpfs /host/dev/shm
+for d in /tmp /run /var/tmp; do
+	[ -d "/host$d" ] && mount -t tmpfs -o mode=1777 tmpfs "/host$d"
+done
+case $CWD in /tmp/*)
+	mkdir -p "/host$CWD" && mount --bind "/hosttmp/${CWD#/tmp/}" "/host$CWD" ;;
+esac
+mkdir -p "/host$OUT" 2>/dev/null
+mount --bind /results "/host$OUT"
+
+# CMD's stdout and stderr are the virtio-serial ports named so (devtmpfs
+# makes their nodes asynchronously: wait up to 5 s for them).
+for p in /sys/class/virtio-ports/*; do
+	ln -s "/dev/${p##*/}" "/dev/nested-$(cat "$p/name")"
+done
+for i in $(seq 50); do
+	[ -c /dev/nested-stdout ] && [ -c /dev/nested-stderr ] && break
+	sleep 0.1
+done
+
+chroot /host /bin/bash "$OUT/job.run" </dev/null >/dev/nested-stdout 2>/dev/nested-stderr
+echo $? >/results/rc
+sync
+poweroff -f
+INIT
+	chmod +x "$root/init"
+	make_cpio "$root" "$OUTER_INITRD"
+	note "built $OUTER_INITRD"
+fi
+
+# --- the job ----------------------------------------------------------------
+# $NESTED_OUT: given by the caller (and kept), or a temporary one.
+if [ -n "${NESTED_OUT:-}" ]; then
+	mkdir -p "$NESTED_OUT" && NESTED_OUT=$(cd "$NESTED_OUT" && pwd -P)
+	rm -f "$NESTED_OUT/rc"
+else
+	mkdir -p "$WORK"
+	NESTED_OUT=$(mktemp -d "$WORK/nested.XXXXXX")
+	trap 'rm -rf "$NESTED_OUT"' EXIT
+fi
+CWD=$(pwd -P)
+# job: read by /init (busybox sh) before the chroot; job.run: run in it.
+{
+	printf 'CWD=%q\nOUT=%q\n' "$CWD" "$NESTED_OUT"
+} >"$NESTED_OUT/job"
+{
+	echo "# CMD, run by the nested machine's /init inside the host root."
+	printf 'cd %q || exit 125\n' "$CWD"
+	printf 'exec env -i PATH=%q HOME=%q TERM=dumb NESTED=1 NESTED_OUT=%q' \
+		"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "${HOME:-/root}" "$NESTED_OUT"
+	for v in ${NESTED_ENV:-}; do
+		[ -n "${!v+set}" ] && printf ' %q' "$v=${!v}"
+	done
+	printf ' %q' "$@"
+	echo
+} >"$NESTED_OUT/job.run"
+
+# --- boot -------------------------------------------------------------------
+# Host -> guest: the host root read-only, the job dir writable.  Guest ->
+# host: the console to a log file; CMD's stdout/stderr through FIFOs (QEMU's
+# "pipe" chardev, PATH.in + PATH.out) that cat copies to ours.  (A QEMU
+# "file" chardev on /dev/stdout would write through its own file offset and
+# clobber a redirected output file.)
+#
+# The CPU: EPYC with SVM and nested paging, less the features TCG lacks
+# (which it would drop anyway, with a warning for each).
+CPU=EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,-nrip-save,-xsavec
+for f in stdout stderr; do
+	rm -f "$NESTED_OUT/$f".* && mkfifo "$NESTED_OUT/$f.in" "$NESTED_OUT/$f.out"
+done
+cat "$NESTED_OUT/stdout.out" & cat_out=$!
+cat "$NESTED_OUT/stderr.out" >&2 & cat_err=$!
+
+start=$(date +%s.%N)
+set +e
+timeout --kill-after=10 "$NESTED_TIMEOUT" qemu-system-x86_64 \
+	-accel tcg,thread=multi -cpu "$CPU" -smp 2 -m "$NESTED_MEM" \
+	-nic none -nodefaults -no-user-config -display none -no-reboot \
+	-kernel "$BZIMAGE" -initrd "$OUTER_INITRD" \
+	-append "console=ttyS0 panic=-1 quiet mitigations=off rdinit=/init" \
+	-serial "file:$NESTED_OUT/console.log" \
+	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+	-virtfs "local,path=$NESTED_OUT,mount_tag=results,security_model=none" \
+	-device virtio-serial-pci \
+	-chardev "pipe,id=out,path=$NESTED_OUT/stdout" \
+	-device virtserialport,chardev=out,name=stdout \
+	-chardev "pipe,id=err,path=$NESTED_OUT/stderr" \
+	-device virtserialport,chardev=err,name=stderr \
+	</dev/null
+qrc=$?
+set -e
+end=$(date +%s.%N)
+# Let the cats finish: opening a FIFO read-write (and closing it) releases
+# a cat still waiting in open() because QEMU never got that far.
+for f in stdout stderr; do exec 3<>"$NESTED_OUT/$f.out"; exec 3>&-; done
+wait $cat_out $cat_err
+
+if [ -s "$NESTED_OUT/rc" ]; then
+	rc=$(cat "$NESTED_OUT/rc")
+else
+	[ $qrc = 124 ] && rc=124 || rc=125
+	note "the nested machine did not finish CMD (qemu status $qrc); its console:"
+	tail -n 30 "$NESTED_OUT/console.log" | sed 's/^/  | /' >&2
+fi
+[ -z "${NESTED_VERBOSE:-}" ] ||
+	note "$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f s in the nested machine", e - s }')"
+exit "$rc"

@@ -19,7 +19,11 @@
 #include "dev/legacy.h"
 #include "dev/serial.h"
 #include "host/loop.h"
+#include "host/disk.h"
 #include "host/term.h"
+#include "bus/pci.h"
+#include "virtio/virtio.h"
+#include "virtio/virtio_pci.h"
 #include "vm/vm.h"
 #include "x86/boot.h"
 
@@ -37,6 +41,7 @@
 #include <unistd.h>
 
 #define MAX_INITRDS 16
+#define MAX_DISKS 26
 #define MAX_CPUS 64
 
 static const char usage_line[] =
@@ -53,7 +58,8 @@ static const char help_text[] =
 	"\n"
 	"Options:\n"
 	"  --initrd=<file>         initial ramdisk; repeat to concatenate several\n"
-	"  --block=<file>[,ro]     a virtio disk backed by <file> (not supported yet)\n"
+	"  --block=<file>[,ro]     a virtio disk backed by <file> (vda, vdb, ... in order);\n"
+	"                          ,ro makes it read-only; repeat for more disks\n"
 	"  --tunnet=<ip>|bridge:<name>\n"
 	"                          a virtio network card on a tap (not supported yet)\n"
 	"  --cpus=<n>              number of vCPUs (1-64, default 1)\n"
@@ -72,6 +78,8 @@ struct options {
 	const char *kernel;
 	const char *initrds[MAX_INITRDS];
 	int n_initrds;
+	const char *disks[MAX_DISKS];
+	int n_disks;
 	int ncpus;
 	char *cmdline;
 };
@@ -194,7 +202,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 			unsupported_yet("--tunnet");
 			break;
 		case 'b':
-			unsupported_yet("--block");
+			if (o->n_disks == MAX_DISKS)
+				usage_error("at most %d --block disks (vda to vdz)", MAX_DISKS);
+			o->disks[o->n_disks++] = optarg;
 			break;
 		case 'i':
 			if (o->n_initrds == MAX_INITRDS)
@@ -275,13 +285,38 @@ static int setup_signals(void)
 	return loop_add(sfd, EPOLLIN, signal_seen, &sfd);
 }
 
-static int setup_devices(void)
+static int setup_legacy_devices(void)
 {
 	console_uart = serial_create(0x3f8, 4, STDOUT_FILENO);
 	if (!console_uart || i8042_create(guest_reset) || rtc_create())
 		return -1;
 	serial_set_room_callback(console_uart, console_has_room, NULL);
 	return term_init(console_sink, NULL);
+}
+
+/* Put a virtio device on the PCI bus; its failure is the user's input. */
+static void add_virtio(struct virtio_dev *dev, struct guest_mem *gm)
+{
+	dev->gm = gm;
+	if (virtio_pci_add(dev))
+		die_host("%s", last_error());
+}
+
+/*
+ * The PCI bus and the virtio devices the command line asked for.  A bad
+ * disk file is the user's mistake: one line, status 2.
+ */
+static void setup_pci_devices(const struct options *o, struct guest_mem *gm)
+{
+	struct virtio_dev *dev;
+
+	if (pci_init())
+		die_host("%s", last_error());
+	for (int i = 0; i < o->n_disks; i++) {
+		if (blk_device_create(o->disks[i], i, &dev))
+			die_input("%s", last_error());
+		add_virtio(dev, gm);
+	}
 }
 
 static void serve(int stop_fd)
@@ -305,6 +340,8 @@ int main(int argc, char **argv)
 	if (guest_mem_init(&gm, o.mem_mib << 20))
 		die_input("%s", last_error());
 	verbose("guest RAM: %llu MiB at %p", (unsigned long long)o.mem_mib, gm.host);
+	/* Devices before the kernel: the MP table describes their interrupts. */
+	setup_pci_devices(&o, &gm);
 
 	bs = (struct boot_setup){
 		.kernel_path = o.kernel,
@@ -325,7 +362,7 @@ int main(int argc, char **argv)
 	if (host_kvm_is_software())
 		warn_user("this host's KVM has no hardware virtualization (no vmx/svm; "
 			  "kvm_pvm?): a stock kernel will run very slowly, if at all");
-	if (setup_devices() || vm_setup_vcpus(&be))
+	if (setup_legacy_devices() || vm_setup_vcpus(&be))
 		die_host("%s", last_error());
 
 	status = vm_run_vcpus(serve);

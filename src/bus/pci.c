@@ -694,8 +694,6 @@ static void conf1_data_read(void *opaque, u64 off, void *data, u32 len)
 	u32 reg;
 
 	memset(data, 0xff, len);
-	if (off + len > 4)
-		return;
 	pthread_mutex_lock(&pci.lock);
 	pd = conf1_target(pci.addr, &reg);
 	if (pd)

@@ -20,6 +20,7 @@
 #define STATUS_OBF	0x01	/* a byte waits in the output buffer */
 #define STATUS_SYS	0x04	/* self-test passed */
 #define STATUS_CMD	0x08	/* last write was a command */
+#define STATUS_UNLOCKED	0x10	/* keyboard not inhibited by the keylock */
 
 #define CMD_READ_CTR	0x20
 #define CMD_WRITE_CTR	0x60
@@ -41,7 +42,7 @@ static struct {
 	pthread_mutex_t lock;
 	u8 status, ctr, out, pending_cmd;
 	void (*reset)(void);
-} kbc = { .lock = PTHREAD_MUTEX_INITIALIZER, .status = STATUS_SYS, .ctr = 0x30 };
+} kbc = { .lock = PTHREAD_MUTEX_INITIALIZER, .status = STATUS_SYS | STATUS_UNLOCKED, .ctr = 0x30 };
 
 static void kbc_reply(u8 byte)
 {

@@ -676,12 +676,13 @@ static int ops_check(const struct virtio_dev_ops *ops)
 	return 0;
 }
 
+/* Off the bus, then the eventfds: unplugging unbinds what hangs off them. */
 static void vp_free(struct vpci *vp)
 {
+	pci_remove(&vp->pd);
 	for (u32 q = 0; q < vp->dev->ops->n_queues; q++)
 		if (vp->dev->vqs[q].kick_fd >= 0)
 			close(vp->dev->vqs[q].kick_fd);
-	pci_remove(&vp->pd);
 	pthread_mutex_destroy(&vp->lock);
 	pthread_mutex_destroy(&vp->isr_lock);
 	free(vp);
@@ -746,8 +747,8 @@ void virtio_pci_remove(struct virtio_dev *dev)
 
 	if (!vp)
 		return;
-	/* Off the bus first, so no vCPU can reach us while we go. */
-	pci_remove(&vp->pd);
+	/* The device stops first: until ops->reset returns its threads
+	 * may still interrupt through our MSI-X state. */
 	pthread_mutex_lock(&vp->lock);
 	vp_reset(vp);
 	pthread_mutex_unlock(&vp->lock);

@@ -88,7 +88,7 @@ struct pci_dev;
 int virtio_pci_add(struct virtio_dev *dev);
 
 /* Take it off the bus: stops the device (ops->reset), closes the eventfds
- * and frees the transport. */
+ * and frees the transport.  With the vCPUs stopped (shutdown, tests). */
 void virtio_pci_remove(struct virtio_dev *dev);
 
 /* The PCI function behind dev (tests, the fuzzer). */

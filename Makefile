@@ -37,7 +37,7 @@ lguest: $(SRCS:%.c=$(B)/%.o)
 
 $(B)/tests/%: tests/unit/%.c $(LIBSRCS:%.c=$(B)/%.o) $(STUBS:%.c=$(B)/%.o)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(WARN) -o $@ $^ $(LIBS)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(WARN) -o $@ $(filter %.c %.o,$^) $(LIBS)
 
 unit: $(TSRCS:tests/unit/%.c=$(B)/tests/%)
 
@@ -53,7 +53,7 @@ $(A)/lguest: $(SRCS:%.c=$(A)/%.o)
 
 $(A)/tests/%: tests/unit/%.c $(LIBSRCS:%.c=$(A)/%.o) $(STUBS:%.c=$(A)/%.o)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests/unit $(ASAN) $(WARN) -o $@ $^ $(LIBS)
+	$(CC) $(CPPFLAGS) -Itests/unit $(ASAN) $(WARN) -o $@ $(filter %.c %.o,$^) $(LIBS)
 
 asan: $(A)/lguest $(TSRCS:tests/unit/%.c=$(A)/tests/%)
 
@@ -67,7 +67,7 @@ $(F)/%.o: %.c
 
 $(F)/%: fuzz/%.c $(LIBSRCS:%.c=$(F)/%.o) $(STUBS:%.c=$(F)/%.o)
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -Itests/unit $(FUZZ) $(WARN) -o $@ $^ $(LIBS)
+	clang $(CPPFLAGS) -Itests/unit $(FUZZ) $(WARN) -o $@ $(filter %.c %.o,$^) $(LIBS)
 
 fuzz: $(FSRCS:fuzz/%.c=$(F)/%)
 

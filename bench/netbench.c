@@ -216,28 +216,32 @@ static double lg_tx(struct vqd *d, u32 len, double secs)
 	return n / (now() - t0);
 }
 
+/* Post one rx buffer, remembering which head carries it. */
+static void rx_repost(struct vqd_queue *q, u64 *gpa_of, u64 gpa)
+{
+	int h;
+
+	vqd_chain_begin(q);
+	vqd_chain_add(q, gpa, RXBUF, true);
+	h = vqd_chain_end(q);
+	if (h < 0)
+		abort();
+	gpa_of[h] = gpa;
+	vqd_publish(q, h);
+}
+
 /* Post every rx buffer; count frames; repost each as it comes back. */
 static double lg_rx(struct vqd *d, u32 len, double secs)
 {
 	struct vqd_queue *q = &d->q[NET_RXQ];
-	u64 gpa[NET_QUEUE_SIZE];
+	u64 gpa_of[NET_QUEUE_SIZE];
 	double t0, end;
 	pthread_t t;
 	u64 n = 0;
 
 	vqd_heap_reset(d);
-	for (int i = 0; i < NET_QUEUE_SIZE; i++)
-		gpa[i] = vqd_alloc(d, RXBUF, 64);
-	/* One buffer per descriptor, so head i is always buffer i. */
-	while (q->num_free) {
-		int h;
-
-		vqd_chain_begin(q);
-		vqd_chain_add(q, 0, RXBUF, true);
-		h = vqd_chain_end(q);
-		vqd_desc_set(d, q->desc_gpa, h, gpa[h], RXBUF, VQD_F_WRITE, 0);
-		vqd_publish(q, h);
-	}
+	while (q->num_free)
+		rx_repost(q, gpa_of, vqd_alloc(d, RXBUF, 64));
 	vqd_notify(q);
 	t = start_sender(len);
 	t0 = now();
@@ -249,13 +253,8 @@ static double lg_rx(struct vqd *d, u32 len, double secs)
 		if (!vqd_wait_used(q, 100, &head, &ulen))
 			continue;
 		do {
-			int h;
-
 			n++;
-			vqd_chain_begin(q);
-			vqd_chain_add(q, gpa[head], RXBUF, true);
-			h = vqd_chain_end(q);
-			vqd_publish(q, h);
+			rx_repost(q, gpa_of, gpa_of[head]);
 		} while (vqd_used_pending(q) && vqd_wait_used(q, 0, &head, &ulen));
 		vqd_notify(q);
 	}

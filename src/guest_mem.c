@@ -4,6 +4,8 @@
 #include "guest_mem.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -38,6 +40,29 @@ void guest_mem_free(struct guest_mem *gm)
 	if (gm->host)
 		munmap(gm->host, gm->size);
 	memset(gm, 0, sizeof(*gm));
+}
+
+u64 guest_mem_resident(const struct guest_mem *gm)
+{
+	const u64 chunk = MiB(64);
+	long page = sysconf(_SC_PAGESIZE);
+	unsigned char *vec;
+	u64 pages = 0;
+
+	vec = malloc(chunk / page);
+	if (!vec)
+		return 0;
+	/* A chunk at a time, so the vector stays small for huge guests. */
+	for (u64 off = 0; off < gm->size; off += chunk) {
+		u64 len = MIN(chunk, gm->size - off);
+
+		if (mincore(gm->host + off, len, vec) < 0)
+			break;
+		for (u64 i = 0; i < len / page; i++)
+			pages += vec[i] & 1;
+	}
+	free(vec);
+	return pages * page;
 }
 
 void *guest_ptr(const struct guest_mem *gm, u64 gpa, u64 len)

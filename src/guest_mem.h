@@ -32,6 +32,9 @@ struct guest_mem {
 int guest_mem_init(struct guest_mem *gm, u64 size);
 void guest_mem_free(struct guest_mem *gm);
 
+/* Bytes of guest RAM the guest has touched (resident in the host). */
+u64 guest_mem_resident(const struct guest_mem *gm);
+
 /* Host pointer to [gpa, gpa+len) if all of it is RAM, else NULL. */
 void *guest_ptr(const struct guest_mem *gm, u64 gpa, u64 len);
 

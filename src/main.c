@@ -254,6 +254,12 @@ static void guest_reset(void)
 	vm_stop(EXIT_GUEST_DONE);
 }
 
+/* Ctrl-A x: the user ends the guest as if it had powered off. */
+static void user_quit(void)
+{
+	vm_stop(EXIT_GUEST_DONE);
+}
+
 /* SIGINT/SIGTERM/SIGHUP: stop the guest in order, from the main loop. */
 static void signal_seen(void *arg, u32 events)
 {
@@ -291,7 +297,7 @@ static int setup_legacy_devices(void)
 	if (!console_uart || i8042_create(guest_reset) || rtc_create())
 		return -1;
 	serial_set_room_callback(console_uart, console_has_room, NULL);
-	return term_init(console_sink, NULL);
+	return term_init(console_sink, NULL, user_quit);
 }
 
 /* Put a virtio device on the PCI bus; its failure is the user's input. */
@@ -317,6 +323,40 @@ static void setup_pci_devices(const struct options *o, struct guest_mem *gm)
 			die_input("%s", last_error());
 		add_virtio(dev, gm);
 	}
+}
+
+/*
+ * Our own cost in memory: resident set minus the guest pages the guest
+ * touched.  Printed under --verbose; `make bench` reads it.
+ */
+static void report_memory(const struct guest_mem *gm)
+{
+	char line[256];
+	u64 rss_kib = 0, guest_kib;
+	FILE *f;
+
+	if (!verbose_on || !(f = fopen("/proc/self/status", "r")))
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %llu kB", (unsigned long long *)&rss_kib) == 1)
+			break;
+	fclose(f);
+	guest_kib = guest_mem_resident(gm) >> 10;
+	verbose("memory: RSS %llu KiB, guest RAM touched %llu KiB, launcher overhead %lld KiB",
+		(unsigned long long)rss_kib, (unsigned long long)guest_kib,
+		(long long)rss_kib - (long long)guest_kib);
+}
+
+/* The PCI bus's legacy interrupt lines, for the MP table. */
+static void collect_pci_irq(void *arg, u8 slot, u8 pin, u32 gsi)
+{
+	struct boot_setup *bs = arg;
+	static struct boot_pci_irq irqs[BOOT_MAX_PCI_IRQS];
+
+	if (bs->n_pci_irqs == BOOT_MAX_PCI_IRQS)
+		return;
+	irqs[bs->n_pci_irqs++] = (struct boot_pci_irq){ slot, pin, gsi };
+	bs->pci_irqs = irqs;
 }
 
 static void serve(int stop_fd)
@@ -350,6 +390,7 @@ int main(int argc, char **argv)
 		.cmdline = o.cmdline,
 		.ncpus = o.ncpus,
 	};
+	pci_for_each_irq(collect_pci_irq, &bs);
 	env = getenv("LGUEST_NO_HOST_DECOMPRESS");
 	bs.no_host_decompress = env && *env && strcmp(env, "0");
 	if (x86_boot_load(&gm, &bs, &be))
@@ -367,5 +408,6 @@ int main(int argc, char **argv)
 
 	status = vm_run_vcpus(serve);
 	verbose("guest stopped, exit status %d", status);
+	report_memory(&gm);
 	lguest_exit(status);
 }

@@ -73,16 +73,19 @@ static u64 get_le(const void *p, u32 len)
 	return v;
 }
 
+/* A register of len bytes, for code that thinks in registers. */
 static u32 cfg_get(const struct pci_dev *pd, u32 off, u32 len)
 {
 	return get_le(&pd->cfg[off], len);
 }
 
+/* Set a register as the device, past the write mask. */
 static void cfg_put(struct pci_dev *pd, u32 off, u32 val, u32 len)
 {
 	memcpy(&pd->cfg[off], &val, len);
 }
 
+/* Say which bits of a register the guest may change. */
 static void wmask_put(struct pci_dev *pd, u32 off, u32 mask, u32 len)
 {
 	memcpy(&pd->wmask[off], &mask, len);
@@ -97,20 +100,18 @@ static bool touches(u32 off, u32 len, u32 reg, u32 rlen)
 /* Writing an eventfd is how every interrupt and doorbell leaves us. */
 static void efd_signal(int efd)
 {
-	u64 one = 1;
-
 	/* Only fails if the counter is saturated: the guest already has
 	 * more interrupts pending than it will ever count. */
-	if (write(efd, &one, sizeof(one)) != sizeof(one))
+	if (eventfd_write(efd, 1) < 0)
 		verbose("pci: eventfd %d saturated", efd);
 }
 
 /* Drain an eventfd; true if it had been written since the last drain. */
 static bool efd_consume(int efd)
 {
-	u64 n;
+	eventfd_t n;
 
-	return read(efd, &n, sizeof(n)) == sizeof(n) && n;
+	return eventfd_read(efd, &n) == 0 && n;
 }
 
 /* ---- INTx -------------------------------------------------------------- */
@@ -133,6 +134,7 @@ static void intx_line_update(u32 gsi)
 	}
 }
 
+/* The device's INTA input changed: recompute its shared line. */
 void pci_set_irq(struct pci_dev *pd, int level)
 {
 	pthread_mutex_lock(&intx_lock);
@@ -164,6 +166,7 @@ static u32 msix_entry(const struct pci_msix *m, u16 v, u32 field)
 	return get_le(&m->table[v * PCI_MSIX_ENTRY_SIZE + field], 4);
 }
 
+/* Three things hold a vector back: MSI-X off, the function mask, its own mask. */
 static bool msix_masked(const struct pci_msix *m, u16 v)
 {
 	return !m->enabled || m->masked_all || (msix_entry(m, v, PCI_MSIX_ENTRY_CTRL) & 1);
@@ -180,6 +183,7 @@ static void msix_harvest(struct pci_msix *m, u16 v)
 		m->pending |= 1ULL << v;
 }
 
+/* Masked vectors have no route, so their eventfd writes wait as pending. */
 static void msix_unbind(struct pci_msix_vec *x)
 {
 	if (x->route >= 0)
@@ -283,6 +287,7 @@ static void msix_bar_read(void *opaque, u64 off, void *data, u32 len)
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* Table writes, then each touched vector's binding brought up to date. */
 static void msix_bar_write(void *opaque, u64 off, const void *data, u32 len)
 {
 	struct pci_dev *pd = opaque;
@@ -318,6 +323,7 @@ static const struct bus_ops msix_bar_ops = {
 	.write = msix_bar_write,
 };
 
+/* A device's interrupt: delivered now, or remembered in the PBA. */
 int pci_msix_notify(struct pci_dev *pd, u16 vec)
 {
 	struct pci_msix *m = pd->msix;
@@ -336,6 +342,7 @@ int pci_msix_notify(struct pci_dev *pd, u16 vec)
 	return ret;
 }
 
+/* Transports choose between MSI-X and INTx by this. */
 bool pci_msix_enabled(struct pci_dev *pd)
 {
 	bool on;
@@ -348,6 +355,7 @@ bool pci_msix_enabled(struct pci_dev *pd)
 	return on;
 }
 
+/* Fixed for the device's life, so no lock is needed to hand it out. */
 int pci_msix_fd(struct pci_dev *pd, u16 vec)
 {
 	if (!pd->msix || vec >= pd->msix->nvec)
@@ -355,6 +363,7 @@ int pci_msix_fd(struct pci_dev *pd, u16 vec)
 	return pd->msix->vec[vec].efd;
 }
 
+/* Routes first, then the eventfds they were bound to. */
 static void msix_free(struct pci_msix *m)
 {
 	for (u16 v = 0; v < m->nvec; v++) {
@@ -391,11 +400,13 @@ void pci_dev_init(struct pci_dev *pd, const char *name, u16 vendor, u16 device,
 	pd->cap_end = PCI_CAP_START;
 }
 
+/* BAR sizes must be: the sizing protocol reads them back as a mask. */
 static bool is_pow2(u64 x)
 {
 	return x && !(x & (x - 1));
 }
 
+/* Declare a BAR; it gets its address, and decodes, at pci_add(). */
 int pci_bar_add(struct pci_dev *pd, int bar, u64 size,
 		const struct bus_ops *ops, void *opaque)
 {
@@ -412,6 +423,7 @@ int pci_bar_add(struct pci_dev *pd, int bar, u64 size,
 	return 0;
 }
 
+/* Append to the list Linux walks from PCI_CAPABILITY_LIST. */
 int pci_cap_add(struct pci_dev *pd, const void *cap, u8 len)
 {
 	u32 off = ALIGN_UP(pd->cap_end, 4);
@@ -430,12 +442,14 @@ int pci_cap_add(struct pci_dev *pd, const void *cap, u8 len)
 	return off;
 }
 
+/* Capability fields a driver programs (virtio's PCI_CFG window). */
 void pci_set_wmask(struct pci_dev *pd, u32 off, u32 len)
 {
 	if (off < PCI_CFG_SIZE && len <= PCI_CFG_SIZE - off)
 		memset(&pd->wmask[off], 0xff, len);
 }
 
+/* MSI-X state at reset: every vector masked, one eventfd each. */
 static struct pci_msix *msix_alloc(const char *name, u16 nvec)
 {
 	struct pci_msix *m = calloc(1, sizeof(*m));
@@ -460,6 +474,7 @@ static struct pci_msix *msix_alloc(const char *name, u16 nvec)
 	return m;
 }
 
+/* Checks first, so nothing is left half-built when a step fails. */
 int pci_msix_init(struct pci_dev *pd, int bar, u16 nvec)
 {
 	u8 cap[PCI_MSIX_CAP_LEN] = { PCI_CAP_ID_MSIX };
@@ -513,6 +528,7 @@ static bool bar_wanted(const struct pci_dev *pd, int i, u64 *addr)
 	return a >= PCI_HOLE_START && a + b->size <= PCI_MMIO_END;
 }
 
+/* Tell the device its BAR moved, so its ioeventfds can follow. */
 static void bar_notify(struct pci_dev *pd, int i, bool on)
 {
 	if (pd->ops && pd->ops->bar_map)
@@ -554,6 +570,7 @@ static void bar_update(struct pci_dev *pd, int i)
 	bar_notify(pd, i, true);
 }
 
+/* After COMMAND or a BAR changed: every BAR to where it should be. */
 static void bars_update(struct pci_dev *pd)
 {
 	for (int i = 0; i < PCI_NUM_BARS; i++)
@@ -561,6 +578,7 @@ static void bars_update(struct pci_dev *pd)
 			bar_update(pd, i);
 }
 
+/* Stop decoding everything, for unplugging. */
 static void bars_unmap(struct pci_dev *pd)
 {
 	for (int i = 0; i < PCI_NUM_BARS; i++) {
@@ -572,6 +590,7 @@ static void bars_unmap(struct pci_dev *pd)
 	}
 }
 
+/* Bounds-checked here, since the guest picks bar, offset and length. */
 bool pci_bar_access(struct pci_dev *pd, int bar, u64 off, void *data, u32 len, bool is_write)
 {
 	const struct pci_bar *b;
@@ -627,6 +646,7 @@ static void cfg_write_locked(struct pci_dev *pd, u32 off, const u8 *data, u32 le
 		pd->ops->cfg_write(pd, off, len);
 }
 
+/* A config cycle from outside the port handlers (tests, the fuzzer). */
 void pci_cfg_read(struct pci_dev *pd, u32 off, void *data, u32 len)
 {
 	if (len == 0 || len > 4) {
@@ -638,6 +658,7 @@ void pci_cfg_read(struct pci_dev *pd, u32 off, void *data, u32 len)
 	pthread_mutex_unlock(&pci.lock);
 }
 
+/* As pci_cfg_read(): widths a configuration cycle cannot have do nothing. */
 void pci_cfg_write(struct pci_dev *pd, u32 off, const void *data, u32 len)
 {
 	if (len == 0 || len > 4)
@@ -661,6 +682,7 @@ static struct pci_dev *conf1_target(u32 addr, u32 *reg)
 	return pci.slot[(addr >> 11) & 0x1f];
 }
 
+/* Linux's probe reads the address register back to see it is there. */
 static void conf1_addr_read(void *opaque, u64 off, void *data, u32 len)
 {
 	u32 v;
@@ -694,6 +716,8 @@ static void conf1_data_read(void *opaque, u64 off, void *data, u32 len)
 	u32 reg;
 
 	memset(data, 0xff, len);
+	if (off + len > 4)
+		return;
 	pthread_mutex_lock(&pci.lock);
 	pd = conf1_target(pci.addr, &reg);
 	if (pd)
@@ -701,6 +725,7 @@ static void conf1_data_read(void *opaque, u64 off, void *data, u32 len)
 	pthread_mutex_unlock(&pci.lock);
 }
 
+/* As the read: the register the address names, at the port's byte offset. */
 static void conf1_data_write(void *opaque, u64 off, const void *data, u32 len)
 {
 	struct pci_dev *pd;
@@ -740,6 +765,7 @@ static void host_bridge_init(struct pci_dev *pd)
 	memset(pd->wmask, 0, sizeof(pd->wmask));
 }
 
+/* An empty bus with its host bridge, reachable through the conf1 ports. */
 int pci_init(void)
 {
 	pthread_mutex_lock(&pci.lock);
@@ -811,6 +837,7 @@ static u8 free_slot(void)
 	return 0;
 }
 
+/* Make the device visible to the guest's bus scan, as firmware leaves it. */
 int pci_add(struct pci_dev *pd)
 {
 	int ret = -1;
@@ -849,6 +876,7 @@ out:
 	return ret;
 }
 
+/* Unplug, and free what pci_msix_init() allocated. */
 void pci_remove(struct pci_dev *pd)
 {
 	pthread_mutex_lock(&pci.lock);
@@ -859,6 +887,7 @@ void pci_remove(struct pci_dev *pd)
 	pthread_mutex_unlock(&pci.lock);
 }
 
+/* The MP table must describe exactly the lines pci_add() handed out. */
 int pci_for_each_irq(void (*fn)(void *arg, u8 slot, u8 pin, u32 gsi), void *arg)
 {
 	int n = 0;

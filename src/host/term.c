@@ -13,7 +13,6 @@
  */
 #include "host/term.h"
 #include "host/loop.h"
-#include "vm/vm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +27,7 @@
 static struct {
 	term_sink sink;
 	void *arg;
+	void (*quit)(void);
 	bool is_tty, pollable, escape, paused, eof;
 	int wake_fd;
 	struct termios saved;
@@ -67,7 +67,7 @@ static size_t term_escape(u8 *buf, size_t len)
 			term.escape = false;
 			if (c == 'x' || c == 'X') {
 				verbose("Ctrl-A x: quitting");
-				vm_stop(EXIT_GUEST_DONE);
+				term.quit();
 				return out;
 			}
 			if (c == CTRL_A)
@@ -160,10 +160,11 @@ void term_resume(void)
 	term_wake();
 }
 
-int term_init(term_sink sink, void *arg)
+int term_init(term_sink sink, void *arg, void (*quit)(void))
 {
 	term.sink = sink;
 	term.arg = arg;
+	term.quit = quit;
 	term.is_tty = isatty(STDIN_FILENO);
 	if (term.is_tty && tcgetattr(STDIN_FILENO, &term.saved) == 0) {
 		struct termios raw = term.saved;

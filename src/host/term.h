@@ -14,7 +14,7 @@ typedef size_t (*term_sink)(void *arg, const u8 *buf, size_t len);
  * cleanup list) and start feeding it to sink from the main loop.
  * Ctrl-A x quits when stdin is a terminal; Ctrl-A Ctrl-A sends Ctrl-A.
  */
-int term_init(term_sink sink, void *arg);
+int term_init(term_sink sink, void *arg, void (*quit)(void));
 /* The sink has room again: resume reading stdin. */
 void term_resume(void);
 

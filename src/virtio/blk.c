@@ -662,7 +662,12 @@ static void blk_quiesce(struct blk_dev *b)
 	struct io_uring_cqe *cqe;
 
 	b->stopping = true;
-	while (b->use_uring && b->inflight) {
+	if (!b->use_uring)
+		return;
+	/* Anything still queued must go in, or we would wait for it forever;
+	 * from here on completions queue nothing new. */
+	io_uring_submit(&b->ring);
+	while (b->inflight) {
 		int err = io_uring_wait_cqe(&b->ring, &cqe);
 
 		if (err == -EINTR || err == -EAGAIN)
@@ -676,6 +681,27 @@ static void blk_quiesce(struct blk_dev *b)
 		blk_complete(b, io_uring_cqe_get_data(cqe), cqe->res);
 		io_uring_cqe_seen(&b->ring, cqe);
 	}
+}
+
+/*
+ * Submit what is queued, then answer what already completed: reads that
+ * hit the page cache finish inside the submit, and answering them in this
+ * pass (one signal for the batch) saves a wakeup.  Answering can queue
+ * more (the rest of a short transfer, a write-zeroes fallback), so go
+ * round until nothing waits unsubmitted.
+ */
+static void blk_flush_ring(struct blk_dev *b)
+{
+	do {
+		int err = io_uring_submit(&b->ring);
+
+		if (err < 0) {
+			/* Left queued; the next wakeup tries again. */
+			verbose("blk: io_uring_submit: %s", strerror(-err));
+			return;
+		}
+		blk_reap(b);
+	} while (io_uring_sq_ready(&b->ring));
 }
 
 /* ------------------------------------------------------------------ */
@@ -721,16 +747,8 @@ static int blk_serve(struct blk_dev *b, bool sync)
 			blk_start(b, r, sync);
 			served++;
 		}
-		if (!sync) {
-			int err = io_uring_submit(&b->ring);
-
-			if (err < 0)
-				verbose("blk: io_uring_submit: %s", strerror(-err));
-			/* Reads that hit the page cache completed inside the
-			 * submit: answer them in this pass, with one signal
-			 * for the batch, rather than after another wakeup. */
-			blk_reap(b);
-		}
+		if (!sync)
+			blk_flush_ring(b);
 		/* Out of slots: a completion will bring us back here. */
 		if (rc < 0 || !b->free_reqs || !vq_enable_kicks(vq))
 			break;
@@ -783,7 +801,7 @@ static void *blk_thread(void *arg)
 		if (b->use_uring) {
 			if (pfd[2].revents)
 				drain_eventfd(pfd[2].fd);
-			blk_reap(b);
+			blk_flush_ring(b);
 		}
 		blk_serve(b, !b->use_uring);
 	}
@@ -906,6 +924,7 @@ static bool uring_allowed(unsigned flags)
 	return !env || !*env || !strcmp(env, "0");
 }
 
+/* The device, ready for a transport; no thread until activate. */
 struct virtio_dev *virtio_blk_new(int fd, u64 size, bool ro, const char *serial,
 				  unsigned flags)
 {
@@ -937,6 +956,7 @@ struct virtio_dev *virtio_blk_new(int fd, u64 size, bool ro, const char *serial,
 	return &b->vdev;
 }
 
+/* At exit: stop serving first, then let go of the file (and its lock). */
 void virtio_blk_free(struct virtio_dev *dev)
 {
 	struct blk_dev *b;
@@ -949,6 +969,7 @@ void virtio_blk_free(struct virtio_dev *dev)
 	free(b);
 }
 
+/* For tests and --verbose: which of the two ways we serve. */
 const char *virtio_blk_backend(const struct virtio_dev *dev)
 {
 	const struct blk_dev *b = to_blk(dev);
@@ -958,6 +979,7 @@ const char *virtio_blk_backend(const struct virtio_dev *dev)
 	return b->want_uring ? "io_uring" : "sync";
 }
 
+/* Tests and the fuzzer serve on their own thread, deterministically. */
 int virtio_blk_serve_sync(struct virtio_dev *dev)
 {
 	struct blk_dev *b = to_blk(dev);

@@ -48,11 +48,13 @@ struct vpci {
 	u64 kick_addr[VIRTIO_MAX_QUEUES];
 };
 
+/* PCI hooks get the function; we registered the transport as its opaque. */
 static struct vpci *to_vpci(struct pci_dev *pd)
 {
 	return pd->opaque;
 }
 
+/* Registers are little-endian, like the x86 hosts KVM runs us on. */
 static u64 get_le(const void *p, u32 len)
 {
 	u64 v = 0;
@@ -61,16 +63,19 @@ static u64 get_le(const void *p, u32 len)
 	return v;
 }
 
+/* The inverse, for building register images. */
 static void put_le(u8 *p, u64 v, u32 len)
 {
 	memcpy(p, &v, len);
 }
 
+/* Device threads may set NEEDS_RESET at any moment: read atomically. */
 static u8 status_get(const struct virtio_dev *dev)
 {
 	return __atomic_load_n(&dev->status, __ATOMIC_ACQUIRE);
 }
 
+/* Split-ring index arithmetic needs power-of-2 queue sizes. */
 static bool is_pow2(u32 x)
 {
 	return x && !(x & (x - 1));
@@ -153,6 +158,7 @@ static void kick_bind(struct vpci *vp, int q)
 	vp->kick_addr[q] = addr;
 }
 
+/* Before the BAR moves or the device resets: no doorbell at a stale address. */
 static void kick_unbind(struct vpci *vp, int q)
 {
 	if (!vp->kick_bound[q])
@@ -165,11 +171,10 @@ static void kick_unbind(struct vpci *vp, int q)
 static void notify_write(struct vpci *vp, u64 off)
 {
 	u64 q = off / VIRTIO_PCI_NOTIFY_MULT;
-	u64 one = 1;
 
 	if (off % VIRTIO_PCI_NOTIFY_MULT || q >= vp->dev->ops->n_queues)
 		return;
-	if (write(vp->dev->vqs[q].kick_fd, &one, sizeof(one)) != sizeof(one))
+	if (eventfd_write(vp->dev->vqs[q].kick_fd, 1) < 0)
 		verbose("virtio-pci: %s queue %llu: kick eventfd saturated",
 			vp->dev->ops->name, (unsigned long long)q);
 }
@@ -194,6 +199,7 @@ static void vp_bar_map(struct pci_dev *pd, int bar, u64 addr, bool on)
 
 /* ---- status: reset, feature negotiation, DRIVER_OK ----------------------- */
 
+/* What we offer: the device's own features plus the transport's. */
 static u64 device_features(struct vpci *vp)
 {
 	const struct virtio_dev_ops *ops = vp->dev->ops;
@@ -220,15 +226,14 @@ static void vp_clear(struct vpci *vp)
 	vp->started = false;
 	for (u32 q = 0; q < dev->ops->n_queues; q++) {
 		struct virtqueue *vq = &dev->vqs[q];
-		u64 stale;
+		eventfd_t stale;
 
 		kick_unbind(vp, q);
 		vq_reset(vq);
 		vq->size = dev->ops->queue_size;
 		__atomic_store_n(&vq->call_fd, -1, __ATOMIC_RELEASE);
 		/* A kick from the last life must not wake the next one. */
-		if (read(vq->kick_fd, &stale, sizeof(stale)) < 0)
-			stale = 0;
+		eventfd_read(vq->kick_fd, &stale);
 	}
 	dev->features = 0;
 	vp->driver_features = 0;
@@ -388,6 +393,7 @@ static void queue_addr_write(struct virtqueue *vq, u64 *gpa, u32 half, u64 val, 
 		*gpa = (*gpa & ~0xffffffffULL) | val;
 }
 
+/* Linux reassigns vectors at teardown too, so call_fd follows. */
 static void queue_vector_write(struct vpci *vp, struct virtqueue *vq, u16 val)
 {
 	if (!vq)
@@ -412,6 +418,7 @@ static void queue_enable_write(struct vpci *vp, struct virtqueue *vq, u16 val)
 		vq->ready = true;
 }
 
+/* One 32-bit word of what the driver accepts, chosen by gfselect. */
 static void driver_features_write(struct vpci *vp, u32 val)
 {
 	u32 shift = 32 * vp->gfselect;
@@ -496,6 +503,7 @@ static bool device_cfg_range(struct vpci *vp, u64 off, u32 len)
 	return off < size && len <= size - off;
 }
 
+/* BAR 0 reads: dispatched by region; all of it zero-filled first. */
 static void vp_bar_read(void *opaque, u64 off, void *data, u32 len)
 {
 	struct vpci *vp = opaque;
@@ -523,6 +531,7 @@ static void vp_bar_read(void *opaque, u64 off, void *data, u32 len)
 	/* The rest of ISR's page and the notify area read as zero. */
 }
 
+/* BAR 0 writes: common config, device config, or a doorbell. */
 static void vp_bar_write(void *opaque, u64 off, const void *data, u32 len)
 {
 	struct vpci *vp = opaque;
@@ -577,6 +586,7 @@ static void cfg_window(struct vpci *vp, bool is_write)
 	}
 }
 
+/* Only pci_cfg_data triggers a BAR access, not aiming the window. */
 static bool touches_window(struct vpci *vp, u32 off, u32 len)
 {
 	u32 data = vp->cfg_cap + VIRTIO_PCI_CAP_EXTRA;
@@ -584,12 +594,14 @@ static bool touches_window(struct vpci *vp, u32 off, u32 len)
 	return off < data + 4 && data < off + len;
 }
 
+/* Fill pci_cfg_data before the config read returns it. */
 static void vp_cfg_read(struct pci_dev *pd, u32 off, u32 len)
 {
 	if (touches_window(to_vpci(pd), off, len))
 		cfg_window(to_vpci(pd), false);
 }
 
+/* Pass what the driver put in pci_cfg_data on to the BAR. */
 static void vp_cfg_write(struct pci_dev *pd, u32 off, u32 len)
 {
 	if (touches_window(to_vpci(pd), off, len))
@@ -688,6 +700,7 @@ static void vp_free(struct vpci *vp)
 	free(vp);
 }
 
+/* Doorbells exist for the device's life; only their binding comes and goes. */
 static int kick_fds_create(struct virtio_dev *dev)
 {
 	for (u32 q = 0; q < dev->ops->n_queues; q++) {
@@ -698,6 +711,7 @@ static int kick_fds_create(struct virtio_dev *dev)
 	return 0;
 }
 
+/* Build the function (BARs, capabilities, MSI-X), then plug it in. */
 int virtio_pci_add(struct virtio_dev *dev)
 {
 	const struct virtio_dev_ops *ops = dev->ops;
@@ -741,6 +755,7 @@ fail:
 	return -1;
 }
 
+/* Shutdown and tests: the reverse of virtio_pci_add(). */
 void virtio_pci_remove(struct virtio_dev *dev)
 {
 	struct vpci *vp = dev->transport;
@@ -758,6 +773,7 @@ void virtio_pci_remove(struct virtio_dev *dev)
 	vp_free(vp);
 }
 
+/* Tests and the fuzzer find the device's slot and BARs through this. */
 struct pci_dev *virtio_pci_dev(struct virtio_dev *dev)
 {
 	struct vpci *vp = dev->transport;

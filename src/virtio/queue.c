@@ -65,6 +65,7 @@ static u16 *avail_event(const struct virtqueue *vq)
 	return (u16 *)&((struct virtq_used *)vq->used)->ring[vq->size];
 }
 
+/* DRIVER_OK: check and resolve the rings once, so no later access needs to. */
 int vq_start(struct virtqueue *vq, const struct guest_mem *gm, bool event_idx, bool indirect)
 {
 	u64 n = vq->size;
@@ -104,6 +105,7 @@ int vq_start(struct virtqueue *vq, const struct guest_mem *gm, bool event_idx, b
 	return 0;
 }
 
+/* Device reset: nothing the driver told us survives into its next life. */
 void vq_reset(struct virtqueue *vq)
 {
 	int kick_fd = vq->kick_fd, call_fd = vq->call_fd;
@@ -273,6 +275,7 @@ static u16 avail_idx(const struct virtqueue *vq)
 	return __atomic_load_n(&((struct virtq_avail *)vq->avail)->idx, __ATOMIC_ACQUIRE);
 }
 
+/* Take the next available chain, refusing any ring that breaks the rules. */
 int vq_pop(struct virtqueue *vq, struct vq_chain *c)
 {
 	struct virtq_avail *avail = vq->avail;
@@ -307,6 +310,7 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *c)
 	return 1;
 }
 
+/* Hand a chain back: the element, then (ordered after it) the index. */
 void vq_push(struct virtqueue *vq, u16 head, u32 len)
 {
 	struct virtq_used *used = vq->used;
@@ -363,6 +367,7 @@ static bool vring_need_event(u16 event, u16 new_idx, u16 old)
 	return (u16)(new_idx - event - 1) < (u16)(new_idx - old);
 }
 
+/* Does the driver want this interrupt?  Unwanted ones cost it a VM exit. */
 bool vq_need_signal(struct virtqueue *vq)
 {
 	struct virtq_avail *avail = vq->avail;
@@ -397,6 +402,7 @@ bool vq_need_signal(struct virtqueue *vq)
 	return need;
 }
 
+/* About to sleep: ask for kicks again, and catch what raced past. */
 bool vq_enable_kicks(struct virtqueue *vq)
 {
 	struct virtq_used *used = vq->used;
@@ -419,6 +425,7 @@ bool vq_enable_kicks(struct virtqueue *vq)
 	return avail_idx(vq) != vq->last_avail;
 }
 
+/* Draining anyway: spare the driver its notify exits meanwhile. */
 void vq_disable_kicks(struct virtqueue *vq)
 {
 	if (vq->broken || !vq->used)
@@ -430,6 +437,7 @@ void vq_disable_kicks(struct virtqueue *vq)
 				 VIRTQ_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
 }
 
+/* Cheap peek for callers deciding whether to pop at all. */
 bool vq_has_avail(struct virtqueue *vq)
 {
 	if (vq->broken || !vq->avail)

@@ -29,12 +29,23 @@
 /* A busy 64-bit TSS (base 0, limit 0x67) for the task register KVM wants. */
 #define BOOT_TSS 0x20
 
+/* A PCI device's legacy interrupt, for the MP table. */
+struct boot_pci_irq {
+	u8 slot;	/* device number on bus 0 */
+	u8 pin;		/* 1 = INTA ... 4 = INTD */
+	u32 gsi;	/* IOAPIC input */
+};
+
+#define BOOT_MAX_PCI_IRQS 32
+
 struct boot_setup {
 	const char *kernel_path;
 	const char *const *initrd_paths;	/* concatenated in this order */
 	int n_initrd;
 	const char *cmdline;		/* final command line (defaults added by caller) */
 	int ncpus;			/* for the MP table, >= 1 */
+	const struct boot_pci_irq *pci_irqs;	/* for the MP table */
+	int n_pci_irqs;
 	bool no_host_decompress;	/* force the bzImage path */
 	const char *cache_dir;		/* NULL: $XDG_CACHE_HOME/lguest or ~/.cache/lguest; "" disables */
 };

@@ -159,7 +159,7 @@ static int write_cpu_tables(struct guest_mem *gm, const struct boot_setup *s,
 		return -1;
 	if (gdt_write(gm, &out->gdt_base, &out->gdt_limit) < 0)
 		return -1;
-	return mptable_write(gm, s->ncpus);
+	return mptable_write(gm, s->ncpus, s->pci_irqs, s->n_pci_irqs);
 }
 
 /*

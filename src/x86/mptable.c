@@ -26,6 +26,7 @@
 
 enum { MP_CPU, MP_BUS, MP_IOAPIC, MP_INTSRC, MP_LINTSRC };
 enum { MP_INT = 0, MP_NMI = 1, MP_EXTINT = 3 };
+#define MP_LEVEL_ACTIVE_HIGH	0x0d	/* trigger 3 (level), polarity 1 (high) */
 #define CPU_ENABLED	0x01
 #define CPU_BSP		0x02
 
@@ -134,7 +135,8 @@ static void put_cpus(struct mp_buf *b, int ncpus)
  * on pin 0; the ACPI MADT says the same, with no IRQ0 override.  The two
  * tables must agree, or a guest booted with acpi=off loses its timer.
  */
-static void put_irqs(struct mp_buf *b, u8 ioapic_id)
+static void put_irqs(struct mp_buf *b, u8 ioapic_id,
+		     const struct boot_pci_irq *pci, int n_pci)
 {
 	int irq;
 
@@ -142,6 +144,18 @@ static void put_irqs(struct mp_buf *b, u8 ioapic_id)
 		put(b, &(struct mpc_irq){
 			.type = MP_INTSRC, .irq_type = MP_INT, .src_bus = BUS_ISA,
 			.src_irq = irq, .dst_apic = ioapic_id, .dst_pin = irq,
+		}, sizeof(struct mpc_irq));
+	/*
+	 * PCI lines: level-triggered and, as we drive them, active high
+	 * (said explicitly; "conforms to the bus" would mean active low).
+	 * The source IRQ names the device and its pin: (slot << 2) | pin-1.
+	 */
+	for (int i = 0; i < n_pci; i++)
+		put(b, &(struct mpc_irq){
+			.type = MP_INTSRC, .irq_type = MP_INT,
+			.flags = MP_LEVEL_ACTIVE_HIGH, .src_bus = BUS_PCI,
+			.src_irq = (u8)((pci[i].slot << 2) | ((pci[i].pin - 1) & 3)),
+			.dst_apic = ioapic_id, .dst_pin = (u8)pci[i].gsi,
 		}, sizeof(struct mpc_irq));
 	/* Virtual-wire mode: the 8259 on LINT0 and NMI on LINT1, all CPUs. */
 	put(b, &(struct mpc_irq){ .type = MP_LINTSRC, .irq_type = MP_EXTINT,
@@ -151,7 +165,8 @@ static void put_irqs(struct mp_buf *b, u8 ioapic_id)
 }
 
 /* The configuration table, entries in the order the spec requires. */
-static void build_config(struct mp_buf *b, int ncpus)
+static void build_config(struct mp_buf *b, int ncpus,
+			 const struct boot_pci_irq *pci, int n_pci)
 {
 	struct mpc_header h = {
 		.signature = "PCMP", .spec_rev = MP_SPEC_REV,
@@ -167,7 +182,7 @@ static void build_config(struct mp_buf *b, int ncpus)
 	put(b, &(struct mpc_ioapic){ .type = MP_IOAPIC, .id = ncpus,
 		.version = IOAPIC_VERSION, .flags = 1, .addr = IOAPIC_ADDR },
 	    sizeof(struct mpc_ioapic));
-	put_irqs(b, ncpus);
+	put_irqs(b, ncpus, pci, n_pci);
 	h.length = b->len;
 	h.count = b->count;
 	memcpy(b->p, &h, sizeof(h));
@@ -176,17 +191,21 @@ static void build_config(struct mp_buf *b, int ncpus)
 }
 
 /* Build in host memory, checksum, then copy in: no half-written table. */
-int mptable_write(struct guest_mem *gm, int ncpus)
+int mptable_write(struct guest_mem *gm, int ncpus,
+		  const struct boot_pci_irq *pci_irqs, int n_pci_irqs)
 {
 	size_t size = sizeof(struct mpc_header) + ncpus * sizeof(struct mpc_cpu) +
 		      2 * sizeof(struct mpc_bus) + sizeof(struct mpc_ioapic) +
-		      MPC_IRQ_ENTRIES * sizeof(struct mpc_irq);
+		      (MPC_IRQ_ENTRIES + n_pci_irqs) * sizeof(struct mpc_irq);
 	u64 config = BOOT_MPTABLE_ADDR + sizeof(struct mpf);
 	struct mpf f = { .signature = "_MP_", .physptr = config, .length = 1,
 			 .spec_rev = MP_SPEC_REV };
 	struct mp_buf b = { 0 };
 	int ret;
 
+	if (n_pci_irqs < 0 || n_pci_irqs > BOOT_MAX_PCI_IRQS)
+		return fail("%d PCI interrupts: the MP table takes at most %d",
+			    n_pci_irqs, BOOT_MAX_PCI_IRQS);
 	if (ncpus < 1 || ncpus > MPTABLE_MAX_CPUS)
 		return fail("%d CPUs: the MP table describes 1 to %d", ncpus, MPTABLE_MAX_CPUS);
 	/* With many CPUs the table runs past 640 KiB into the legacy hole;
@@ -196,7 +215,7 @@ int mptable_write(struct guest_mem *gm, int ncpus)
 	b.p = calloc(1, size);
 	if (!b.p)
 		return fail("no memory for the MP table");
-	build_config(&b, ncpus);
+	build_config(&b, ncpus, pci_irqs, n_pci_irqs);
 	f.checksum = checksum(&f, sizeof(f));
 	ret = guest_write(gm, BOOT_MPTABLE_ADDR, &f, sizeof(f)) |
 	      guest_write(gm, config, b.p, b.len);

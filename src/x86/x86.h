@@ -281,7 +281,8 @@ int gdt_write(struct guest_mem *gm, u64 *base, u16 *limit);
 
 /* mptable.c */
 #define MPTABLE_MAX_CPUS	254	/* the IOAPIC takes the next APIC id */
-int mptable_write(struct guest_mem *gm, int ncpus);
+int mptable_write(struct guest_mem *gm, int ncpus,
+		  const struct boot_pci_irq *pci_irqs, int n_pci_irqs);
 
 /* Set [p, p+len) to zero, writing only pages that aren't already. */
 void zero_fill(u8 *p, u64 len);

@@ -521,6 +521,35 @@ static void t_reset_inflight(struct vqd *d, const char *tag)
 		t_read(q, tag);
 }
 
+/* Put the fresh-disk pattern back over [off, off+len). */
+static void restore_pattern(const char *path, u64 off, u64 len)
+{
+	u8 *buf = malloc(len);
+	int fd = open(path, O_WRONLY);
+	u64 i;
+
+	for (i = 0; i < len; i++)
+		buf[i] = pattern(off + i);
+	if (fd < 0 || pwrite(fd, buf, len, off) != (ssize_t)len)
+		abort();
+	close(fd);
+	free(buf);
+}
+
+/* The file shrinks under the device (another program truncates it): the
+ * read that finds end-of-file is an IOERR, not a hang or a short answer. */
+static void t_shrunk(struct vqd_queue *q, const char *path, const char *tag)
+{
+	struct req r;
+
+	if (truncate(path, DISK_SIZE - 8192) < 0)
+		abort();
+	r = submit(q, T_IN, SECTORS - 8, 4096, true, 1);
+	ok(done_with(q, &r, 1, S_IOERR), "%s: read beyond a file that shrank: IOERR", tag);
+	restore_pattern(path, DISK_SIZE - 8192, 8192);
+	t_read(q, tag);
+}
+
 /* The whole suite against one backend. */
 static void suite(const char *backend)
 {
@@ -548,6 +577,7 @@ static void suite(const char *backend)
 	t_flush(q, path, backend);
 	t_get_id(q, backend, id);
 	t_discard(q, path, backend);
+	t_shrunk(q, path, backend);
 	vqd_heap_reset(&d);
 	t_bad_requests(q, path, backend);
 	vqd_heap_reset(&d);

@@ -162,11 +162,13 @@ static void check_mptable(int ncpus)
 	const u8 *f, *c, *e;
 	u32 physptr;
 	u16 len, count, i;
-	int cpus = 0, bsp = 0, ioapics = 0, irqs = 0, lints = 0, ioapic_id = -1;
-	int identity = 0;
+	int cpus = 0, bsp = 0, ioapics = 0, irqs = 0, lints = 0, ioapic_id = -1, buses = 0;
+	int identity = 0, pci_irqs = 0;
+	/* Two PCI functions, as main() reports them from the PCI bus. */
+	static const struct boot_pci_irq pci[] = { { 1, 1, 16 }, { 2, 1, 17 } };
 
 	fresh_mem(MiB(64));
-	if (!ok(mptable_write(&gm, ncpus) == 0, "%d CPUs: MP table written", ncpus))
+	if (!ok(mptable_write(&gm, ncpus, pci, 2) == 0, "%d CPUs: MP table written", ncpus))
 		return;
 	f = guest_ptr(&gm, BOOT_MPTABLE_ADDR, 16);
 	memcpy(&physptr, f + 4, 4);
@@ -185,6 +187,10 @@ static void check_mptable(int ncpus)
 			bsp += (e[3] & 2) ? (e[1] == 0 ? 1 : 100) : 0;
 			e += 20;
 			continue;
+		case 1:
+			buses += (e[1] == 0 && !memcmp(e + 2, "PCI   ", 6)) ||
+				 (e[1] == 1 && !memcmp(e + 2, "ISA   ", 6));
+			break;
 		case 2:
 			ioapics++;
 			ioapic_id = e[1];
@@ -192,6 +198,12 @@ static void check_mptable(int ncpus)
 			   "%d CPUs: IOAPIC version 0x11 at 0xfec00000", ncpus);
 			break;
 		case 3:
+			if (e[4] == 0) {	/* PCI: (slot << 2 | pin-1) -> gsi, level, high */
+				pci_irqs += e[6] == ncpus && e[2] == 0x0d &&
+					    ((e[5] == (1 << 2) && e[7] == 16) ||
+					     (e[5] == (2 << 2) && e[7] == 17));
+				break;
+			}
 			irqs++;
 			identity += e[5] == e[7] && e[6] == ncpus && e[4] == 1;
 			break;
@@ -207,6 +219,8 @@ static void check_mptable(int ncpus)
 	ok(ioapics == 1 && ioapic_id == ncpus, "one IOAPIC with id n (%d)", ioapic_id);
 	ok(irqs == 16 && identity == 16, "16 ISA interrupts, IRQ n on IOAPIC pin n (KVM's routing)");
 	is_int(lints, 2, "ExtINT on LINT0, NMI on LINT1");
+	is_int(pci_irqs, 2, "PCI INTA of slots 1 and 2 on GSI 16 and 17, level, active high");
+	is_int(buses, 2, "bus 0 is PCI, bus 1 is ISA");
 }
 
 static void test_mptable(void)
@@ -215,7 +229,8 @@ static void test_mptable(void)
 	check_mptable(4);
 	check_mptable(64);	/* past the first KiB: still below the ACPI area */
 	check_mptable(MPTABLE_MAX_CPUS);
-	ok(mptable_write(&gm, 0) < 0 && mptable_write(&gm, MPTABLE_MAX_CPUS + 1) < 0,
+	ok(mptable_write(&gm, 0, NULL, 0) < 0 &&
+	   mptable_write(&gm, MPTABLE_MAX_CPUS + 1, NULL, 0) < 0,
 	   "0 or 255 CPUs refused: %s", last_error());
 }
 

@@ -120,6 +120,7 @@ static int queue_layout(struct vqd *d, int qidx, u16 size, u64 *gpa)
 	return 0;
 }
 
+/* Set up the fake machine: RAM, queue layout, eventfds, callbacks, features. */
 int vqd_init(struct vqd *d, struct virtio_dev *dev, u64 mem_size, u64 features, u16 qsize)
 {
 	u64 offer, gpa = VQD_RING_BASE;
@@ -153,6 +154,7 @@ int vqd_init(struct vqd *d, struct virtio_dev *dev, u64 mem_size, u64 features, 
 	return 0;
 }
 
+/* Tear down in reverse; the device itself belongs to the test. */
 void vqd_destroy(struct vqd *d)
 {
 	unsigned i;
@@ -177,6 +179,7 @@ void vqd_destroy(struct vqd *d)
 	d->dev = NULL;
 }
 
+/* What a driver does before DRIVER_OK: clean rings, addresses to the device. */
 int vqd_setup_rings(struct vqd *d)
 {
 	struct virtio_dev *dev = d->dev;
@@ -203,6 +206,7 @@ int vqd_setup_rings(struct vqd *d)
 	return 0;
 }
 
+/* DRIVER_OK: the device starts serving. */
 int vqd_start(struct vqd *d)
 {
 	if (vqd_setup_rings(d) < 0 || d->dev->ops->activate(d->dev) < 0)
@@ -211,6 +215,7 @@ int vqd_start(struct vqd *d)
 	return 0;
 }
 
+/* Status 0: the device stops; the queues forget their rings. */
 void vqd_stop(struct vqd *d)
 {
 	unsigned i;
@@ -222,12 +227,14 @@ void vqd_stop(struct vqd *d)
 			 VIRTIO_STATUS_FEATURES_OK;
 }
 
+/* The only way out of NEEDS_RESET. */
 int vqd_restart(struct vqd *d)
 {
 	vqd_stop(d);
 	return vqd_start(d);
 }
 
+/* Buffers for requests: never freed one by one, reset wholesale. */
 u64 vqd_alloc(struct vqd *d, u64 len, u64 align)
 {
 	u64 gpa = ALIGN_UP(d->heap_next, align ? align : 16);
@@ -238,16 +245,19 @@ u64 vqd_alloc(struct vqd *d, u64 len, u64 align)
 	return gpa;
 }
 
+/* Every buffer handed out is free again (nothing may be in flight). */
 void vqd_heap_reset(struct vqd *d)
 {
 	d->heap_next = d->heap_base;
 }
 
+/* Tests look at guest memory through the same checked accessor. */
 void *vqd_ptr(struct vqd *d, u64 gpa, u64 len)
 {
 	return guest_ptr(&d->gm, gpa, len);
 }
 
+/* Write one descriptor anywhere: the ring's table or an indirect one. */
 void vqd_desc_set(struct vqd *d, u64 table_gpa, unsigned i, u64 addr, u32 len,
 		  u16 flags, u16 next)
 {
@@ -257,6 +267,7 @@ void vqd_desc_set(struct vqd *d, u64 table_gpa, unsigned i, u64 addr, u32 len,
 		abort();
 }
 
+/* A ring descriptor off the free list, for hand-built chains. */
 int vqd_desc_alloc(struct vqd_queue *q)
 {
 	u16 i;
@@ -287,6 +298,7 @@ static void chain_free(struct vqd_queue *q, u16 head)
 	q->chain_len[head] = 0;
 }
 
+/* Start a chain; buffers follow in order, readable ones first. */
 void vqd_chain_begin(struct vqd_queue *q)
 {
 	q->c_n = 0;
@@ -294,6 +306,7 @@ void vqd_chain_begin(struct vqd_queue *q)
 	q->c_err = false;
 }
 
+/* This chain goes through an indirect table of up to max entries. */
 void vqd_chain_indirect(struct vqd_queue *q, unsigned max)
 {
 	q->c_indirect = true;
@@ -341,6 +354,7 @@ void vqd_chain_add(struct vqd_queue *q, u64 gpa, u32 len, bool writable)
 	q->c_n++;
 }
 
+/* Close the chain and remember its descriptors for chain_free(). */
 int vqd_chain_end(struct vqd_queue *q)
 {
 	int head;
@@ -359,11 +373,13 @@ int vqd_chain_end(struct vqd_queue *q)
 	return head;
 }
 
+/* Raw: one avail ring slot. */
 void vqd_avail_put(struct vqd_queue *q, u16 slot, u16 head)
 {
 	__atomic_store_n(&avail_of(q)->ring[slot & (q->size - 1)], head, __ATOMIC_RELAXED);
 }
 
+/* Raw: publish up to idx, however far that is. */
 void vqd_avail_set_idx(struct vqd_queue *q, u16 idx)
 {
 	/* Release: descriptors and ring entries before the index. */
@@ -371,12 +387,14 @@ void vqd_avail_set_idx(struct vqd_queue *q, u16 idx)
 	q->avail_idx = idx;
 }
 
+/* Make a chain available, as a driver does. */
 void vqd_publish(struct vqd_queue *q, u16 head)
 {
 	vqd_avail_put(q, q->avail_idx, head);
 	vqd_avail_set_idx(q, q->avail_idx + 1);
 }
 
+/* The notify write; ioeventfd turns it into this eventfd write. */
 void vqd_kick(struct vqd_queue *q)
 {
 	u64 one = 1;
@@ -385,6 +403,7 @@ void vqd_kick(struct vqd_queue *q)
 		abort();
 }
 
+/* Kick like Linux does: only when the device asked to be kicked. */
 bool vqd_notify(struct vqd_queue *q)
 {
 	struct vqd_used *used = used_of(q);
@@ -407,16 +426,19 @@ bool vqd_notify(struct vqd_queue *q)
 	return need;
 }
 
+/* Driver-side suppression without EVENT_IDX. */
 void vqd_set_no_interrupt(struct vqd_queue *q, bool on)
 {
 	__atomic_store_n(&avail_of(q)->flags, on ? 1 : 0, __ATOMIC_RELAXED);
 }
 
+/* Driver-side suppression with EVENT_IDX. */
 void vqd_set_used_event(struct vqd_queue *q, u16 event)
 {
 	__atomic_store_n(&avail_of(q)->ring[q->size], event, __ATOMIC_RELAXED);
 }
 
+/* Acquire: the used element is read only after the index that covers it. */
 u16 vqd_used_pending(struct vqd_queue *q)
 {
 	return __atomic_load_n(&used_of(q)->idx, __ATOMIC_ACQUIRE) - q->last_used;
@@ -442,6 +464,7 @@ static void take_used(struct vqd_queue *q, u16 *head, u32 *len)
 	chain_free(q, *head);
 }
 
+/* Wait as a driver does: re-arm interrupts, check, sleep on the call fd. */
 int vqd_wait_used(struct vqd_queue *q, int timeout_ms, u16 *head, u32 *len)
 {
 	s64 deadline = now_ms() + timeout_ms;
@@ -468,6 +491,7 @@ int vqd_wait_used(struct vqd_queue *q, int timeout_ms, u16 *head, u32 *len)
 	}
 }
 
+/* The check most tests make: this head came back with this length. */
 bool vqd_expect_used(struct vqd_queue *q, u16 head, u32 len)
 {
 	u16 h;
@@ -480,6 +504,7 @@ bool vqd_expect_used(struct vqd_queue *q, u16 head, u32 len)
 	return h == head && l == len;
 }
 
+/* Corrupt-ring tests wait for the device to give up on the ring. */
 bool vqd_wait_needs_reset(struct vqd *d, int timeout_ms)
 {
 	s64 deadline = now_ms() + timeout_ms;
@@ -492,11 +517,13 @@ bool vqd_wait_needs_reset(struct vqd *d, int timeout_ms)
 	return true;
 }
 
+/* The counters change on device threads: read them atomically. */
 int vqd_signals(struct vqd *d, int qidx)
 {
 	return __atomic_load_n(&d->n_signal[qidx], __ATOMIC_SEQ_CST);
 }
 
+/* Likewise for needs_reset. */
 int vqd_needs_reset_count(struct vqd *d)
 {
 	return __atomic_load_n(&d->n_needs_reset, __ATOMIC_SEQ_CST);

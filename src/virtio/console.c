@@ -71,6 +71,7 @@ struct vcon {
 	struct vq_chain tx_chain;
 };
 
+/* The transport hands us the generic device; our state is behind it. */
 static struct vcon *to_vcon(const struct virtio_dev *dev)
 {
 	return dev->priv;
@@ -210,6 +211,8 @@ size_t vcon_input(struct vcon *c, const u8 *buf, size_t len)
 		return 0;
 	}
 	for (u32 budget = vq->size; done < len && budget; budget--) {
+		size_t n;
+
 		rc = vq_pop(vq, ch);
 		/* Out of buffers: ask for a kick when the next one comes,
 		 * unless it came while we asked. */
@@ -217,8 +220,7 @@ size_t vcon_input(struct vcon *c, const u8 *buf, size_t len)
 			continue;
 		if (rc <= 0)
 			break;
-		size_t n = iov_from_buf(ch->iov + ch->n_out, ch->n_in, 0, buf + done, len - done);
-
+		n = iov_from_buf(ch->iov + ch->n_out, ch->n_in, 0, buf + done, len - done);
 		vq_push(vq, ch->head, n);
 		pushed = true;
 		done += n;
@@ -241,6 +243,7 @@ static void vcon_room(struct vcon *c)
 		c->room(c->room_arg);
 }
 
+/* Set once, before activation: the device thread reads it unlocked. */
 void vcon_set_room_callback(struct vcon *c, void (*fn)(void *), void *arg)
 {
 	c->room = fn;
@@ -258,6 +261,7 @@ static void drain_eventfd(int fd)
 		verbose("virtio-console: reading an eventfd: %s", strerror(errno));
 }
 
+/* The device thread: wakes on either kick, or on reset's stop. */
 static void *vcon_thread(void *arg)
 {
 	struct vcon *c = arg;
@@ -382,6 +386,7 @@ void vcon_set_size(struct vcon *c, u16 cols, u16 rows)
 	pthread_mutex_unlock(&c->rx_lock);
 }
 
+/* A reset device, with the terminal's size if out_fd is a terminal. */
 struct virtio_dev *vcon_create(int out_fd, struct vcon **out)
 {
 	struct vcon *c = calloc(1, sizeof(*c));
@@ -406,6 +411,7 @@ struct virtio_dev *vcon_create(int out_fd, struct vcon **out)
 	return &c->vdev;
 }
 
+/* Only after the transport let go of the device. */
 void vcon_free(struct virtio_dev *dev)
 {
 	struct vcon *c;

@@ -243,9 +243,10 @@ static void tx_one(struct net_dev *n, const struct vq_chain *c)
 }
 
 /*
- * Up to a batch of chains, each given back as soon as the tap has its
- * copy, then one interrupt for all of them.  Returns how many, or -1 if
- * the ring is corrupt.
+ * Up to a batch of chains, then one publication of the used entries and
+ * one interrupt for all of them: the used index is a cache line the
+ * driver reads, and moving it once per frame made both sides wait on it.
+ * Returns how many, or -1 if the ring is corrupt.
  */
 static int tx_batch(struct net_dev *n)
 {
@@ -254,11 +255,13 @@ static int tx_batch(struct net_dev *n)
 
 	while (done < NET_BATCH && (r = vq_pop(vq, n->tx_chain)) > 0) {
 		tx_one(n, n->tx_chain);
-		vq_push(vq, n->tx_chain->head, 0);
+		vq_fill(vq, n->tx_chain->head, 0);
 		done++;
 	}
-	if (done)
+	if (done) {
+		vq_flush(vq);
 		virtio_signal(&n->vdev, NET_TXQ);
+	}
 	if (r < 0) {
 		verbose("net: tx: %s", last_error());
 		virtio_needs_reset(&n->vdev);
@@ -704,6 +707,7 @@ static int net_activate_locked(struct net_dev *n)
 	}
 	if (n->sync_mode)
 		return 0;
+	verbose("net %s: served by userspace (rx and tx threads)", n->ifname);
 	return start_threads(n);
 }
 

@@ -32,6 +32,7 @@ struct rng {
 	struct vq_chain chain;		/* vq_pop's scratch */
 };
 
+/* The transport hands us the generic device; our state is behind it. */
 static struct rng *to_rng(const struct virtio_dev *dev)
 {
 	return dev->priv;
@@ -110,6 +111,7 @@ static void drain_eventfd(int fd)
 		verbose("virtio-rng: reading an eventfd: %s", strerror(errno));
 }
 
+/* The device thread: wakes on a kick, or on reset's stop. */
 static void *rng_thread(void *arg)
 {
 	struct rng *r = arg;
@@ -201,6 +203,7 @@ static const struct virtio_dev_ops rng_ops = {
 	.reset = rng_reset,
 };
 
+/* A reset device with no queue set up yet. */
 struct virtio_dev *rng_create(void)
 {
 	struct rng *r = calloc(1, sizeof(*r));
@@ -219,6 +222,7 @@ struct virtio_dev *rng_create(void)
 	return &r->vdev;
 }
 
+/* Only after the transport let go of the device. */
 void rng_free(struct virtio_dev *dev)
 {
 	if (!dev)

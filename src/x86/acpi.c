@@ -285,6 +285,7 @@ static void header_seal(struct acpi_header *h)
 	h->checksum = acpi_checksum(h, h->length);
 }
 
+/* A register block of `bytes` bytes at an I/O port, for the X_ fields. */
 static struct acpi_gas io_gas(u16 port, u8 bytes)
 {
 	return (struct acpi_gas){
@@ -331,6 +332,7 @@ struct aml {
 	bool overflow;			/* ran out of room: the caller fails */
 };
 
+/* Append raw bytes; running out of room is remembered, not fatal here. */
 static void aml_bytes(struct aml *a, const void *b, size_t n)
 {
 	if (a->overflow || n > a->cap - a->len) {
@@ -341,6 +343,7 @@ static void aml_bytes(struct aml *a, const void *b, size_t n)
 	a->len += n;
 }
 
+/* One opcode or data byte. */
 static void aml_byte(struct aml *a, u8 b)
 {
 	aml_bytes(a, &b, 1);
@@ -456,6 +459,7 @@ static void aml_scope_root(struct aml *a, const char *seg)
 	aml_nameseg(a, seg);
 }
 
+/* Device is an extended opcode (0x5b prefix) with a PkgLength. */
 static void aml_device(struct aml *a, const char *seg)
 {
 	aml_byte(a, AML_EXT_PREFIX);
@@ -521,6 +525,7 @@ static void put16(u8 *p, u16 v)
 	p[1] = v >> 8;
 }
 
+/* Resource descriptors are little-endian and unaligned: store bytewise. */
 static void put32(u8 *p, u32 v)
 {
 	put16(p, v);
@@ -752,7 +757,8 @@ static s64 fadt_build(struct acpi_area *area, s64 dsdt, s64 facs)
 	f = (struct acpi_fadt *)(area->buf + off);
 	header_init(&f->h, "FACP", sizeof(*f), 6);
 	f->minor_version = 3;
-	f->firmware_ctrl = area_gpa(facs);
+	/* Only the 64-bit FACS pointer: with X_FIRMWARE_CTRL set, the spec
+	 * wants FIRMWARE_CTRL zero (else Linux installs the FACS twice). */
 	f->x_firmware_ctrl = area_gpa(facs);
 	f->dsdt = area_gpa(dsdt);
 	f->x_dsdt = area_gpa(dsdt);
@@ -862,6 +868,7 @@ static void rsdp_fill(struct acpi_rsdp *r, s64 xsdt)
 	r->ext_checksum = acpi_checksum(r, sizeof(*r));
 }
 
+/* Build every table in the staging area, then copy it in at once. */
 int acpi_build(struct guest_mem *gm, int ncpus, u64 *rsdp_gpa)
 {
 	struct acpi_area area;
@@ -955,6 +962,7 @@ static u8 pm_read_byte(u64 off, u32 timer)
 	return off < ACPI_PM_PORTS ? 0 : 0xff;	/* past the range: nothing decodes */
 }
 
+/* Any width, any offset: assembled a byte at a time under the lock. */
 static void pm_read(void *opaque, u64 offset, void *data, u32 len)
 {
 	u32 timer = pm_timer();	/* one sample per access: a dword read is coherent */
@@ -1001,6 +1009,7 @@ static bool pm_write_byte(u64 off, u8 v)
 	return false;		/* the timer is read-only; past the range: dropped */
 }
 
+/* Any width: applied a byte at a time; soft-off is acted on last. */
 static void pm_write(void *opaque, u64 offset, const void *data, u32 len)
 {
 	const u8 *in = data;
@@ -1020,6 +1029,7 @@ static void pm_write(void *opaque, u64 offset, const void *data, u32 len)
 
 static const struct bus_ops pm_ops = { .read = pm_read, .write = pm_write };
 
+/* Power-on state: nothing pending or enabled, SCI_EN set (ACPI mode). */
 int acpi_pm_create(void (*poweroff)(void))
 {
 	pthread_mutex_lock(&pm.lock);
@@ -1046,6 +1056,8 @@ static void pvpanic_read(void *opaque, u64 offset, void *data, u32 len)
 		out[i] = offset + i == 0 ? PVPANIC_PANICKED : 0xff;
 }
 
+/* Bit 0 of a write to the port: the guest kernel panicked.  Other bits
+ * (CRASH_LOADED, newer events) are not offered and are ignored. */
 static void pvpanic_write(void *opaque, u64 offset, const void *data, u32 len)
 {
 	u8 v = *(const u8 *)data;
@@ -1058,6 +1070,7 @@ static void pvpanic_write(void *opaque, u64 offset, const void *data, u32 len)
 
 static const struct bus_ops pvpanic_ops = { .read = pvpanic_read, .write = pvpanic_write };
 
+/* One byte-wide port; wider accesses see 0xff past it. */
 int pvpanic_create(void (*panicked)(void))
 {
 	pvpanic_cb = panicked;

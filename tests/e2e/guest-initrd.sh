@@ -12,6 +12,9 @@
 # makes lguest exit 0).  To add a guest test, drop a NAME.sh into
 # tests/e2e/guest/: it runs as root under busybox sh, prints lines starting
 # with "LGTEST " for the host side to check, and may end with `reboot -f`.
+# A guest script that needs more kernel modules says so in a comment line
+#   # modules: NAME...
+# (module names as modprobe knows them; dependencies come along).
 #
 # Rebuilt only when this script, a guest script or the kernel changed.
 set -eu
@@ -20,15 +23,18 @@ set -eu
 # Modules the guest loads (dependencies are added from modules.dep; built-in
 # ones, such as rng-core in Debian's kernel, are skipped).
 GUEST_MODULES="virtio virtio_ring virtio_pci virtio_mmio virtio_blk
-	virtio_net virtio_console virtio-rng ${GUEST_MODULES_EXTRA:-}"
+	virtio_net virtio_console virtio-rng pvpanic-mmio ${GUEST_MODULES_EXTRA:-}"
+# ... and those the guest scripts ask for ("# modules: ..." lines).
+GUEST_MODULES="$GUEST_MODULES $(sed -n 's/^# *modules: *//p' "$E2E"/guest/*.sh)"
 
 OUT=$WORK/guest-initrd.cpio.gz
 eval "$("$E2E/kernel.sh")"          # KVER, MODULES
 BUSYBOX=$(command -v busybox) || die "busybox missing (apt-get install busybox-static)"
-file -L "$BUSYBOX" | grep -q 'statically linked' ||
+is_static "$BUSYBOX" ||
 	die "$BUSYBOX is not static (apt-get install busybox-static)"
 
-if newer_than "$OUT" "$0" "$E2E/lib.sh" "$E2E/guest" "$KDIR/.stamp"; then
+if newer_than "$OUT" "$0" "$E2E/lib.sh" "$E2E/guest" "$KDIR/.stamp" &&
+	work_lock && newer_than "$OUT" "$0" "$E2E/lib.sh" "$E2E/guest" "$KDIR/.stamp"; then
 	root=$WORK/guest-root
 	rm -rf "$root" && mkdir -p "$root"/{bin,dev,proc,sys,tmp,tests,lib/modules}
 

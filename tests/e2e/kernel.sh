@@ -32,7 +32,8 @@ else
 	want=$(cat "$KDIR/.stamp")      # offline: keep what we have
 fi
 
-if [ "$(cat "$KDIR/.stamp" 2>/dev/null)" != "$want" ]; then
+if [ "$(cat "$KDIR/.stamp" 2>/dev/null)" != "$want" ] &&
+	work_lock && [ "$(cat "$KDIR/.stamp" 2>/dev/null)" != "$want" ]; then
 	[ -n "$pkg" ] || die "cannot find Debian's linux-image-amd64 (apt-get update?)"
 	note "unpacking $want into $KDIR"
 	rm -rf "$KDIR" "$KDIR.new" && mkdir -p "$KDIR.new"
@@ -59,6 +60,7 @@ v=$(kver)
 # le FILE OFFSET BYTES: a little-endian unsigned number from FILE.
 le() { od -An -t u$3 -j "$2" -N "$3" --endian=little "$1" | tr -d ' '; }
 if [ ! -s "$KDIR/vmlinux" ] || [ "$KDIR/bzImage" -nt "$KDIR/vmlinux" ]; then
+	work_lock
 	bz=$KDIR/bzImage
 	off=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$bz" | head -n 1 | cut -d: -f1)
 	[ -n "$off" ] || die "no xz payload in $bz (not CONFIG_KERNEL_XZ?)"

@@ -47,10 +47,17 @@ copy_module() {
 	esac
 }
 
-# make_cpio DIR OUT: pack DIR as a gzip'd newc initramfs at OUT.
+# make_cpio DIR OUT: pack DIR as a gzip'd newc initramfs at OUT (replaced
+# atomically: a reader sees the old file or the new one).
 make_cpio() {
-	(cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -6 >"$2.tmp" &&
-		mv "$2.tmp" "$2"
+	(cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -6 >"$2.tmp$$" &&
+		mv "$2.tmp$$" "$2"
+}
+
+# work_lock: serialize the builders of tests/e2e/work (several engineers,
+# or make -j, may run them at once); held until the script exits.
+work_lock() {
+	mkdir -p "$WORK" && exec 9>>"$WORK/.lock" && flock 9
 }
 
 # newer_than OUT FILE...: true if OUT is missing or any FILE is newer.
@@ -58,6 +65,11 @@ newer_than() {
 	out=$1; shift
 	[ -e "$out" ] || return 0
 	[ -n "$(find "$@" -newer "$out" 2>/dev/null | head -n 1)" ]
+}
+
+# is_static FILE: FILE is a statically linked executable (ldd says so).
+is_static() {
+	! ldd "$1" >/dev/null 2>&1
 }
 
 # has_hw_kvm: true if this machine can run lguest's guests natively: the CPU

@@ -20,7 +20,7 @@
 #     virtio, 9p.  For others: modprobe -d tests/e2e/work/kernel NAME.
 # CMD's stdout and stderr stream out through two virtio-serial ports; the
 # outer kernel's console goes to $NESTED_OUT/console.log (shown on failure).
-# CMD's environment: PATH, HOME, TERM, NESTED_OUT, NESTED=1, and the
+# CMD's environment: our PATH and HOME, TERM=dumb, NESTED_OUT, NESTED=1, and the
 # variables named in $NESTED_ENV (space-separated).  stdin is /dev/null.
 #
 # Exit status: CMD's; 124 if the whole run exceeded NESTED_TIMEOUT seconds
@@ -41,7 +41,8 @@ eval "$("$E2E/kernel.sh")"          # KVER, BZIMAGE, MODULES
 
 # --- the outer initramfs (cached) --------------------------------------------
 OUTER_INITRD=$WORK/outer-initrd.cpio.gz
-if newer_than "$OUTER_INITRD" "$0" "$E2E/lib.sh" "$KDIR/.stamp"; then
+if newer_than "$OUTER_INITRD" "$0" "$E2E/lib.sh" "$KDIR/.stamp" &&
+	work_lock && newer_than "$OUTER_INITRD" "$0" "$E2E/lib.sh" "$KDIR/.stamp"; then
 	BUSYBOX=$(command -v busybox) || die "busybox missing (apt-get install busybox-static)"
 	root=$WORK/outer-root
 	rm -rf "$root" && mkdir -p "$root"/{bin,dev,proc,sys,host,hosttmp,results,lib/modules}
@@ -77,6 +78,8 @@ mount --bind /host/tmp /hosttmp
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
 mount -t devtmpfs devtmpfs /host/dev
+ln -s /proc/self/fd /host/dev/fd        # what udev would add
+ln -s fd/0 /host/dev/stdin; ln -s fd/1 /host/dev/stdout; ln -s fd/2 /host/dev/stderr
 mkdir -p /host/dev/pts /host/dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /host/dev/pts
 mount -t tmpfs tmpfs /host/dev/shm
@@ -107,6 +110,7 @@ INIT
 	chmod +x "$root/init"
 	make_cpio "$root" "$OUTER_INITRD"
 	note "built $OUTER_INITRD"
+	exec 9>&-       # the lock: not held while the machine runs
 fi
 
 # --- the job ----------------------------------------------------------------
@@ -128,7 +132,7 @@ CWD=$(pwd -P)
 	echo "# CMD, run by the nested machine's /init inside the host root."
 	printf 'cd %q || exit 125\n' "$CWD"
 	printf 'exec env -i PATH=%q HOME=%q TERM=dumb NESTED=1 NESTED_OUT=%q' \
-		"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "${HOME:-/root}" "$NESTED_OUT"
+		"$PATH" "${HOME:-/root}" "$NESTED_OUT"
 	for v in ${NESTED_ENV:-}; do
 		[ -n "${!v+set}" ] && printf ' %q' "$v=${!v}"
 	done

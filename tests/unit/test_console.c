@@ -22,11 +22,13 @@
 
 static int rooms;
 
+/* The room callback, counted (it runs on the device thread). */
 static void count_room(void *arg)
 {
 	__atomic_add_fetch((int *)arg, 1, __ATOMIC_SEQ_CST);
 }
 
+/* How often it ran so far. */
 static int room_count(void)
 {
 	return __atomic_load_n(&rooms, __ATOMIC_SEQ_CST);
@@ -43,6 +45,7 @@ static bool room_after(int than)
 	return false;
 }
 
+/* Seconds on a clock that never jumps. */
 static double now_s(void)
 {
 	struct timespec ts;
@@ -129,6 +132,7 @@ static bool rig_up(struct rig *r, int pipe_size, u64 features)
 	return true;
 }
 
+/* Undo rig_up(), device thread included. */
 static void rig_down(struct rig *r)
 {
 	vqd_destroy(&r->d);
@@ -370,6 +374,7 @@ static void test_size(void)
 	close(p[1]);
 }
 
+/* Output with and without EVENT_IDX, then the rest once. */
 int main(void)
 {
 	test_output_order(VQD_ALL_FEATURES, "event-idx");

@@ -16,6 +16,7 @@
 
 #define MEM	MiB(16)
 
+/* Untouched (zeroed) memory. */
 static bool all_zero(const u8 *p, u64 len)
 {
 	for (u64 i = 0; i < len; i++)
@@ -42,6 +43,7 @@ static u64 zbuf(struct vqd *d, u64 len)
 	return gpa;
 }
 
+/* A one-buffer chain, published; its head. */
 static int post1(struct vqd_queue *q, u64 gpa, u32 len, bool writable)
 {
 	int head;
@@ -65,6 +67,7 @@ static bool reset_after(struct vqd *d, int before)
 	return false;
 }
 
+/* Honest requests: filled, with the right lengths, bounded. */
 static void test_fill(u64 features, const char *how)
 {
 	struct virtio_dev *dev = rng_create();
@@ -206,6 +209,7 @@ static void test_malformed(void)
 	rng_free(dev);
 }
 
+/* With and without EVENT_IDX, then the malformed rings. */
 int main(void)
 {
 	test_fill(VQD_ALL_FEATURES, "event-idx");

@@ -1,8 +1,9 @@
 # Guest test "panic": crash the kernel; the pvpanic device must tell lguest,
 # which then exits 3 (before panic=-1 reboots us, which would exit 0).
 #
-# Needs the pvpanic and pvpanic-mmio modules in the initramfs: the driver
-# binds to the ACPI device QEMU0001 (port 0x505) from lguest's DSDT.
+# The pvpanic-mmio driver (and its pvpanic core) binds to the ACPI device
+# QEMU0001 (port 0x505) that lguest's DSDT describes.
+# modules: pvpanic-mmio
 dev=/sys/bus/platform/drivers/pvpanic-mmio/QEMU0001:00
 i=0
 while [ ! -e "$dev" ] && [ $i -lt 50 ]; do

@@ -1,0 +1,110 @@
+#!/bin/bash
+# bench/nested/boot.sh: boot-time rows of `make bench`, run by bench/run
+# where KVM can boot a stock kernel (inside the nested test machine here,
+# natively on a host with vmx/svm).
+#
+# One guest, four launchers: Debian's stock kernel with the e2e guest
+# initramfs, lgtest=uptime (the guest prints its uptime, then reboots),
+# 256 MiB, 1 vCPU:
+#   lguest cold     bzImage, empty cache (lguest decompresses and caches)
+#   lguest warm     bzImage, the cache the cold run filled
+#   qemu bzImage    QEMU microvm, -kernel bzImage (the guest decompresses)
+#   qemu PVH        QEMU microvm, -kernel vmlinux (ELF, PVH entry)
+# For each: wall time of the whole run, the guest's uptime when userspace
+# started, and the launcher's share = wall - uptime (starting the VM,
+# loading, decompression, shutdown: what a launcher controls).  Each is
+# the median of BENCH_RUNS runs (default 3), interleaved.
+#
+# QEMU gets the command line lguest gives the guest (its fast-boot
+# defaults), except reboot=t: microvm has no i8042, and with reboot=k the
+# kernel spins ~0x10000 x 10 port reads before giving up, each one a VM exit.
+#
+# Uses BZIMAGE, VMLINUX, INITRD, LGUEST, QEMU_FW (set by bench/run; the
+# defaults find them in the tree).
+set -u
+cd "$(dirname "$0")/../.."
+. tests/e2e/lib.sh
+: "${LGUEST:=$TOP/lguest}"
+if [ -z "${BZIMAGE:-}" ] || [ -z "${VMLINUX:-}" ]; then eval "$(tests/e2e/kernel.sh)"; fi
+: "${INITRD:=$(tests/e2e/guest-initrd.sh)}"
+: "${QEMU_FW:=/usr/share/qemu}"
+: "${BENCH_RUNS:=3}"
+: "${BENCH_TIMEOUT:=300}"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/lguest-bench.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+QEMU_ARGS="console=ttyS0 reboot=t panic=-1 tsc=reliable no_timer_check
+	i8042.noaux i8042.nomux i8042.nopnp 8250.nr_uarts=1 cryptomgr.notests lgtest=uptime"
+qemu_boot() {  # qemu_boot KERNEL
+	qemu-system-x86_64 -M microvm -enable-kvm -cpu host -m 256 -smp 1 \
+		-nodefaults -no-user-config -nographic -serial stdio -L "$QEMU_FW" \
+		-kernel "$1" -initrd "$INITRD" -append "$(echo $QEMU_ARGS)" -no-reboot
+}
+
+# measure ROW CMD...: one run; appends "wall uptime" to $TMP/ROW.
+measure() {
+	local row=$1 start end up st
+	shift
+	start=$(date +%s.%N)
+	timeout "$BENCH_TIMEOUT" "$@" </dev/null >"$TMP/log" 2>&1 && st=0 || st=$?
+	end=$(date +%s.%N)
+	up=$(tr -d '\r' <"$TMP/log" | awk '$1 == "LGTEST" && $2 == "uptime" { print $3; exit }')
+	if [ $st != 0 ] || [ -z "$up" ]; then
+		echo "# $row: failed (exit $st); the end of its output:"
+		tr -d '\r' <"$TMP/log" | tail -n 15 | sed 's/^/#   /'
+		return
+	fi
+	awk -v s="$start" -v e="$end" -v u="$up" 'BEGIN { printf "%.3f %.3f\n", e - s, u }' >>"$TMP/$row"
+}
+
+for ((i = 1; i <= BENCH_RUNS; i++)); do
+	cache=$TMP/cache$i
+	measure lguest-cold env XDG_CACHE_HOME="$cache" "$LGUEST" --initrd="$INITRD" 256 "$BZIMAGE" lgtest=uptime
+	measure lguest-warm env XDG_CACHE_HOME="$cache" "$LGUEST" --initrd="$INITRD" 256 "$BZIMAGE" lgtest=uptime
+	measure qemu-bzImage qemu_boot "$BZIMAGE"
+	measure qemu-PVH qemu_boot "$VMLINUX"
+done
+
+# median ROW: "wall uptime launcher" medians of ROW's runs (empty if none).
+median() {
+	[ -s "$TMP/$1" ] || return 0
+	awk '{ print $1, $2, $1 - $2 }' "$TMP/$1" >"$TMP/$1.all"
+	for col in 1 2 3; do
+		cut -d' ' -f$col "$TMP/$1.all" | sort -n |
+			awk '{ v[NR] = $1 } END { printf "%s ", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+	done
+	echo
+}
+
+where=native
+[ -n "${NESTED:-}" ] && where="nested KVM (TCG + SVM outer machine)"
+echo "boot: lgtest=uptime, 256 MiB, 1 vCPU, $where; median of $BENCH_RUNS; seconds"
+printf '%-34s %8s %9s %9s\n' row wall uptime launcher
+declare -A launcher wall
+for row in lguest-cold lguest-warm qemu-bzImage qemu-PVH; do
+	read -r w u l <<<"$(median $row)"
+	if [ -z "${w:-}" ]; then
+		printf '%-34s %8s\n' "$row" failed
+		continue
+	fi
+	wall[$row]=$w
+	launcher[$row]=$l
+	printf '%-34s %8.2f %9.2f %9.2f\n' "$row" "$w" "$u" "$l"
+done
+
+# ratio NAME A B: A's launcher share over B's, against the target.
+ratio() {
+	if [ -z "${launcher[$2]:-}" ] || [ -z "${launcher[$3]:-}" ]; then
+		printf '%-34s %8s\n' "$1" "n/a"
+		return
+	fi
+	awk -v n="$1" -v a="${launcher[$2]}" -v b="${launcher[$3]}" \
+		-v wa="${wall[$2]}" -v wb="${wall[$3]}" 'BEGIN {
+		r = (b > 0) ? a / b : 99
+		printf "%-34s %8.2f   target <= 0.60  %s   (wall ratio %.2f)\n", n, r,
+			(r <= 0.6) ? "met" : "MISSED", (wb > 0) ? wa / wb : 0 }'
+}
+echo "launcher-share ratios:"
+ratio "lguest-cold / qemu-bzImage" lguest-cold qemu-bzImage
+ratio "lguest-warm / qemu-PVH" lguest-warm qemu-PVH

@@ -1,0 +1,59 @@
+#!/bin/bash
+# tests/e2e.t: the end-to-end tests, as TAP for `make check` (prove).
+#
+# Boots Debian's stock kernel with ./lguest (built by make first) and runs
+# tests/e2e/cases/*.sh through tests/e2e/run-cases.sh:
+#   - natively where the CPU has vmx/svm and /dev/kvm is not PVM;
+#   - otherwise inside one nested test machine (tests/e2e/nested.sh: QEMU
+#     TCG with an SVM CPU, no network), one session for all the cases;
+#   - and if neither can work, "1..0 # SKIP why".
+# Needs no stdin; fetches the kernel with apt-get download the first time
+# (cached in tests/e2e/work/).  E2E_CASES='boot/* blk/*' runs only some.
+cd "$(dirname "$0")/.." || exit 1
+. tests/e2e/lib.sh
+
+skip() { echo "1..0 # SKIP $*"; exit 0; }
+# bail MSG [LOG]: the setup failed: one failing test, with LOG's end.
+bail() {
+	echo "1..1"
+	echo "not ok 1 - e2e setup: $1"
+	[ -z "${2:-}" ] || tail -n 20 "$2" | sed 's/^/# /'
+	exit 1
+}
+
+# Where can we run?
+if has_hw_kvm; then
+	how=native
+elif command -v qemu-system-x86_64 >/dev/null; then
+	how=nested
+else
+	skip "no hardware KVM here and no qemu-system-x86_64 for a nested machine"
+fi
+for t in busybox cpio xz depmod apt-get; do
+	command -v $t >/dev/null || skip "$t is missing (see scripts/deps.sh)"
+done
+is_static "$(command -v busybox)" ||
+	skip "busybox is not static (apt-get install busybox-static)"
+[ -x ./lguest ] || bail "./lguest is not built (make lguest)"
+
+# The kernel and the guest initramfs, built here (the nested machine sees
+# this tree read-only).
+mkdir -p "$WORK"
+setup_log=$WORK/e2e-setup.log
+{ kernel=$(tests/e2e/kernel.sh) && INITRD=$(tests/e2e/guest-initrd.sh); } 2>"$setup_log" ||
+	bail "no kernel or guest initramfs" "$setup_log"
+eval "$kernel"
+LGUEST=$TOP/lguest
+export BZIMAGE VMLINUX KVER INITRD LGUEST
+
+echo "# e2e: running the cases $how"
+if [ $how = native ]; then
+	exec tests/e2e/run-cases.sh
+fi
+export NESTED_ENV="BZIMAGE VMLINUX KVER INITRD LGUEST E2E_CASES E2E_CASE_TIMEOUT
+	BOOT_TIMEOUT BLK_TIMEOUT NET_TIMEOUT CON_TIMEOUT RNG_TIMEOUT ACPI_TIMEOUT"
+tests/e2e/nested.sh tests/e2e/run-cases.sh
+st=$?
+[ $st = 124 ] && echo "# e2e: the nested machine timed out (NESTED_TIMEOUT=${NESTED_TIMEOUT:-900} s)"
+[ $st = 125 ] && echo "# e2e: the nested machine failed"
+exit $st

@@ -19,5 +19,5 @@ ${CC:-cc} -D_GNU_SOURCE -Isrc -Itests/unit -O2 -g \
 	-Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes \
 	-o "$out" bench/netbench.c tests/unit/vqdriver.c \
 	src/guest_mem.c src/util.c src/virtio/queue.c src/virtio/virtio.c \
-	src/virtio/net.c src/virtio/vhost_net.c src/host/tap.c -lpthread
+	src/virtio/net.c src/virtio/vhost_net.c src/host/tap.c -luring -lpthread
 exec "$out" "$@"

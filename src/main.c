@@ -24,6 +24,9 @@
 #include "bus/pci.h"
 #include "virtio/virtio.h"
 #include "virtio/virtio_pci.h"
+#include "virtio/console.h"
+#include "virtio/rng.h"
+#include "x86/acpi.h"
 #include "vm/vm.h"
 #include "x86/boot.h"
 
@@ -53,8 +56,8 @@ static const char help_text[] =
 	"\n"
 	"  <mem-in-mb>             guest RAM in MiB (e.g. 256)\n"
 	"  vmlinux                 the kernel: a bzImage (e.g. /boot/vmlinuz-*) or an ELF vmlinux\n"
-	"  args...                 the guest kernel command line; without console=, lguest\n"
-	"                          adds console=ttyS0 and fast-boot defaults (yours win)\n"
+	"  args...                 the guest kernel command line, after lguest's fast-boot\n"
+	"                          defaults (yours win); console=ttyS0 unless you name one\n"
 	"\n"
 	"Options:\n"
 	"  --initrd=<file>         initial ramdisk; repeat to concatenate several\n"
@@ -137,15 +140,22 @@ static u64 parse_mem(const char *arg)
 	return mib;
 }
 
-/* Join args with spaces, after our defaults unless the user chose a console. */
+/*
+ * The guest's command line: our defaults, then the user's words joined by
+ * spaces.  The kernel takes the last value of a repeated parameter, so the
+ * user's arguments override ours.  console=ttyS0 is added only when the
+ * user names no console: a second console= would change which one is
+ * /dev/console.
+ */
 static char *build_cmdline(char **args, int n)
 {
+	static const char console[] = "console=ttyS0 ";
 	static const char defaults[] =
-		"console=ttyS0 reboot=k panic=-1 tsc=reliable no_timer_check "
+		"reboot=k panic=-1 tsc=reliable no_timer_check "
 		"i8042.noaux i8042.nomux i8042.nopnp 8250.nr_uarts=1 "
 		"cryptomgr.notests";
 	bool has_console = false;
-	size_t len = sizeof(defaults) + 1;
+	size_t len = sizeof(console) + sizeof(defaults) + 1;
 	char *s;
 
 	for (int i = 0; i < n; i++) {
@@ -156,12 +166,10 @@ static char *build_cmdline(char **args, int n)
 	s = malloc(len);
 	if (!s)
 		die_host("out of memory");
-	/* The kernel takes the last value of a repeated parameter, so the
-	 * defaults go first and anything the user wrote overrides them. */
-	strcpy(s, has_console ? "" : defaults);
+	strcpy(s, has_console ? "" : console);
+	strcat(s, defaults);
 	for (int i = 0; i < n; i++) {
-		if (*s)
-			strcat(s, " ");
+		strcat(s, " ");
 		strcat(s, args[i]);
 	}
 	return s;
@@ -237,11 +245,31 @@ static void parse_args(int argc, char **argv, struct options *o)
 }
 
 static struct serial *console_uart;
+static struct vcon *console_hvc;
+static bool input_to_hvc;
 
-/* Typed input goes to the serial port until virtio-console exists. */
+/*
+ * Typed input goes to the console the guest's command line names last
+ * (that one becomes /dev/console): hvc0 means virtio-console, anything
+ * else the serial port.  Output from both reaches our stdout.
+ */
 static size_t console_sink(void *arg, const u8 *buf, size_t len)
 {
+	if (input_to_hvc)
+		return vcon_input(console_hvc, buf, len);
 	return serial_input(console_uart, buf, len);
+}
+
+static bool cmdline_console_is_hvc(const char *cmdline)
+{
+	const char *p = cmdline, *last = NULL;
+
+	while ((p = strstr(p, "console=")) != NULL) {
+		if (p == cmdline || p[-1] == ' ')
+			last = p + 8;
+		p += 8;
+	}
+	return last && !strncmp(last, "hvc", 3);
 }
 
 static void console_has_room(void *arg)
@@ -252,6 +280,17 @@ static void console_has_room(void *arg)
 static void guest_reset(void)
 {
 	vm_stop(EXIT_GUEST_DONE);
+}
+
+static void guest_poweroff(void)
+{
+	vm_stop(EXIT_GUEST_DONE);
+}
+
+static void guest_panicked(void)
+{
+	verbose("pvpanic: the guest panicked");
+	vm_stop(EXIT_GUEST_PANIC);
 }
 
 /* Ctrl-A x: the user ends the guest as if it had powered off. */
@@ -294,7 +333,8 @@ static int setup_signals(void)
 static int setup_legacy_devices(void)
 {
 	console_uart = serial_create(0x3f8, 4, STDOUT_FILENO);
-	if (!console_uart || i8042_create(guest_reset) || rtc_create())
+	if (!console_uart || i8042_create(guest_reset) || rtc_create() ||
+	    acpi_pm_create(guest_poweroff) || pvpanic_create(guest_panicked))
 		return -1;
 	serial_set_room_callback(console_uart, console_has_room, NULL);
 	return term_init(console_sink, NULL, user_quit);
@@ -323,6 +363,18 @@ static void setup_pci_devices(const struct options *o, struct guest_mem *gm)
 			die_input("%s", last_error());
 		add_virtio(dev, gm);
 	}
+	/* The seed's own console (hvc0), and entropy for the guest's
+	 * early random pool: always there, cheap when unused. */
+	dev = vcon_create(STDOUT_FILENO, &console_hvc);
+	if (!dev)
+		die_host("%s", last_error());
+	vcon_set_room_callback(console_hvc, console_has_room, NULL);
+	add_virtio(dev, gm);
+	dev = rng_create();
+	if (!dev)
+		die_host("%s", last_error());
+	add_virtio(dev, gm);
+	input_to_hvc = cmdline_console_is_hvc(o->cmdline);
 }
 
 /*
@@ -371,6 +423,7 @@ int main(int argc, char **argv)
 	struct boot_entry be;
 	struct boot_setup bs;
 	const char *env;
+	u64 rsdp;
 	int status;
 
 	parse_args(argc, argv, &o);
@@ -395,6 +448,9 @@ int main(int argc, char **argv)
 	bs.no_host_decompress = env && *env && strcmp(env, "0");
 	if (x86_boot_load(&gm, &bs, &be))
 		die_input("%s", last_error());
+	/* ACPI: how a stock kernel finds its off switch (and its CPUs). */
+	if (acpi_build(&gm, o.ncpus, &rsdp))
+		die_host("%s", last_error());
 	verbose("kernel loaded as %s, entry %#llx", be.how, (unsigned long long)be.rip);
 	verbose("command line: %s", o.cmdline);
 

@@ -43,17 +43,33 @@ setup_log=$WORK/e2e-setup.log
 { kernel=$(tests/e2e/kernel.sh) && INITRD=$(tests/e2e/guest-initrd.sh); } 2>"$setup_log" ||
 	bail "no kernel or guest initramfs" "$setup_log"
 eval "$kernel"
-LGUEST=$TOP/lguest
+
+# A private copy of ./lguest: the tree may be rebuilt while we run (and
+# the nested machine caches the host's files).
+LGUEST=$(mktemp "$WORK/e2e-lguest.XXXXXX") && cp ./lguest "$LGUEST" && chmod +x "$LGUEST" ||
+	bail "cannot copy ./lguest into $WORK"
+trap 'rm -f "$LGUEST"' EXIT
 export BZIMAGE VMLINUX KVER INITRD LGUEST
+
+# Time limits, so that a hung guest cannot hold up `make check` for long
+# (a boot takes 10-40 s in the nested machine): per boot (the cases'
+# *_TIMEOUT variables), per case, and for the whole nested session.
+: "${E2E_BOOT_TIMEOUT:=150}"
+for v in BOOT_TIMEOUT BLK_TIMEOUT NET_TIMEOUT CON_TIMEOUT RNG_TIMEOUT ACPI_TIMEOUT; do
+	export "$v=${!v:-$E2E_BOOT_TIMEOUT}"
+done
+export E2E_CASE_TIMEOUT=${E2E_CASE_TIMEOUT:-400}
+export NESTED_TIMEOUT=${NESTED_TIMEOUT:-840}
 
 echo "# e2e: running the cases $how"
 if [ $how = native ]; then
-	exec tests/e2e/run-cases.sh
+	tests/e2e/run-cases.sh
+	exit
 fi
 export NESTED_ENV="BZIMAGE VMLINUX KVER INITRD LGUEST E2E_CASES E2E_CASE_TIMEOUT
 	BOOT_TIMEOUT BLK_TIMEOUT NET_TIMEOUT CON_TIMEOUT RNG_TIMEOUT ACPI_TIMEOUT"
 tests/e2e/nested.sh tests/e2e/run-cases.sh
 st=$?
-[ $st = 124 ] && echo "# e2e: the nested machine timed out (NESTED_TIMEOUT=${NESTED_TIMEOUT:-900} s)"
+[ $st = 124 ] && echo "# e2e: the nested machine timed out (NESTED_TIMEOUT=$NESTED_TIMEOUT s)"
 [ $st = 125 ] && echo "# e2e: the nested machine failed"
 exit $st

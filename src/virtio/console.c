@@ -2,8 +2,8 @@
  * console.c: the virtio console (virtio 1.2, 5.3), a guest's hvc0.
  *
  * The serial port costs a vCPU exit per byte; this costs one per buffer.
- * The device has one thread, which sleeps in poll() on three eventfds:
- * the transmit queue's kick, the receive queue's kick, and our own stop.
+ * The device has one thread, which sleeps in poll() on the queues' kick
+ * eventfds and on our own stop.
  *
  * Output (transmitq0).  On a kick the thread pops each chain, writes its
  * bytes to out_fd, and only then pushes it back.  Linux's hvc driver
@@ -20,6 +20,21 @@
  * asks the guest to kick when it posts one; the device thread answers
  * that kick by calling the room callback, and the terminal reads again.
  * Between the two, unread input waits in the terminal's own buffers.
+ *
+ * Why MULTIPORT, for one port.  Without it, Linux posts its receive
+ * buffers before it has hooked the port to hvc0, and throws away any
+ * input that lands in between (in_intr() discards data for a port not
+ * yet "connected"): whatever the user typed ahead during boot would be
+ * lost.  With MULTIPORT the driver tells us, over the control queues,
+ * when the console port is open (5.3.6.2): we announce port 0 as a
+ * console, and hold input back until the driver says PORT_OPEN.  A
+ * driver that does not take MULTIPORT gets the plain two-queue device.
+ *
+ * The terminal's size goes only through the configuration space
+ * (F_SIZE), which Linux reads only without MULTIPORT.  Under MULTIPORT
+ * it would take a RESIZE control message, whose field order Linux
+ * changed in 2024 (commit 5326ab737a47): whatever order we chose, some
+ * kernels would swap rows and columns, so we send none.
  */
 #include "virtio/console.h"
 
@@ -34,14 +49,26 @@
 #include <unistd.h>
 
 /* Feature bits (5.3.3). */
-#define VIRTIO_CONSOLE_F_SIZE	0
+#define VIRTIO_CONSOLE_F_SIZE		0
+#define VIRTIO_CONSOLE_F_MULTIPORT	1
+
+/* Control events (5.3.6.2) we take or send. */
+#define VCON_DEVICE_READY	0	/* driver: ready for ports */
+#define VCON_DEVICE_ADD		1	/* device: here is port `id` */
+#define VCON_PORT_READY		3	/* driver: port `id` is set up */
+#define VCON_CONSOLE_PORT	4	/* device: port `id` is a console */
+#define VCON_PORT_OPEN		6	/* either side: opened (value 1) or closed */
+
+/* Our one port, and how many control messages may wait for a buffer. */
+#define VCON_PORT		0
+#define VCON_CTL_PENDING	8
 
 /* The biggest write we make after poll() reports room: a pipe that says
  * POLLOUT takes this much without blocking. */
 #define VCON_WRITE_CHUNK	4096
 
-/* Device configuration (5.3.4), without the MULTIPORT and EMERG_WRITE
- * parts we do not offer. */
+/* Device configuration (5.3.4), without the EMERG_WRITE part we do not
+ * offer. */
 struct vcon_config {
 	u16 cols;
 	u16 rows;
@@ -49,6 +76,15 @@ struct vcon_config {
 } __attribute__((packed));
 
 _Static_assert(sizeof(struct vcon_config) == 8, "virtio-console config layout");
+
+/* A control message (5.3.6.2), either way. */
+struct vcon_control {
+	u32 id;				/* port number */
+	u16 event;
+	u16 value;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct vcon_control) == 8, "virtio-console control layout");
 
 struct vcon {
 	struct virtio_dev vdev;
@@ -62,13 +98,17 @@ struct vcon {
 	/* The receive queue belongs to whoever holds rx_lock. */
 	pthread_mutex_t rx_lock;
 	bool rx_live;			/* between activate and reset */
+	bool multiport;			/* negotiated: input waits for guest_open */
+	bool guest_open;		/* the driver said PORT_OPEN 1 */
 	struct vq_chain rx_chain;
 
 	/* The device thread and what only it touches. */
 	bool running;
 	pthread_t thread;
 	int stop_fd;
-	struct vq_chain tx_chain;
+	struct vq_chain tx_chain;	/* scratch for transmit and control chains */
+	struct vcon_control ctl[VCON_CTL_PENDING];	/* waiting for a buffer */
+	unsigned ctl_head, ctl_n;
 };
 
 /* The transport hands us the generic device; our state is behind it. */
@@ -79,12 +119,14 @@ static struct vcon *to_vcon(const struct virtio_dev *dev)
 
 /* --- the transport's view: features and configuration -------------------- */
 
-/* F_SIZE only when we know a size to tell. */
+/* MULTIPORT always; F_SIZE only when we know a size to tell. */
 static u64 vcon_features(struct virtio_dev *dev)
 {
+	u64 f = 1ULL << VIRTIO_CONSOLE_F_MULTIPORT;
+
 	if (__atomic_load_n(&to_vcon(dev)->size, __ATOMIC_RELAXED))
-		return 1ULL << VIRTIO_CONSOLE_F_SIZE;
-	return 0;
+		f |= 1ULL << VIRTIO_CONSOLE_F_SIZE;
+	return f;
 }
 
 /* Built on each read from the one atomic word, so cols and rows always
@@ -206,7 +248,9 @@ size_t vcon_input(struct vcon *c, const u8 *buf, size_t len)
 	int rc = 0;
 
 	pthread_mutex_lock(&c->rx_lock);
-	if (!c->rx_live || vq->broken) {
+	/* Under MULTIPORT, nothing until the driver has hooked the port up:
+	 * it would throw the bytes away. */
+	if (!c->rx_live || vq->broken || (c->multiport && !c->guest_open)) {
 		pthread_mutex_unlock(&c->rx_lock);
 		return 0;
 	}
@@ -235,8 +279,8 @@ size_t vcon_input(struct vcon *c, const u8 *buf, size_t len)
 	return done;
 }
 
-/* The guest posted receive buffers (or we just started): tell whoever
- * holds input back that it may try again. */
+/* The guest posted receive buffers or opened the port (or we just
+ * started): tell whoever holds input back that it may try again. */
 static void vcon_room(struct vcon *c)
 {
 	if (c->room)
@@ -250,6 +294,131 @@ void vcon_set_room_callback(struct vcon *c, void (*fn)(void *), void *arg)
 	c->room_arg = arg;
 }
 
+/* --- the control queues (MULTIPORT) ------------------------------------------ */
+
+/* Queue a message for the driver; a full queue drops it, which only a
+ * driver repeating itself endlessly can cause. */
+static void ctl_queue(struct vcon *c, u16 event, u16 value)
+{
+	if (c->ctl_n == VCON_CTL_PENDING) {
+		verbose("virtio-console: control message %u dropped", event);
+		return;
+	}
+	c->ctl[(c->ctl_head + c->ctl_n++) % VCON_CTL_PENDING] =
+		(struct vcon_control){ .id = VCON_PORT, .event = event, .value = value };
+}
+
+/*
+ * Send what waits into the buffers the driver posted on the control
+ * receive queue, one message per buffer.  Out of buffers: ask for a kick
+ * when the next comes, and keep the rest.
+ */
+static void ctl_flush(struct vcon *c)
+{
+	struct virtqueue *vq = &c->vdev.vqs[VCON_CTL_RXQ];
+	struct vq_chain *ch = &c->tx_chain;
+	bool pushed = false;
+	int rc = 0;
+
+	if (vq->broken)
+		return;
+	while (c->ctl_n) {
+		size_t n;
+
+		rc = vq_pop(vq, ch);
+		if (rc == 0 && vq_enable_kicks(vq))
+			continue;
+		if (rc <= 0)
+			break;
+		n = iov_from_buf(ch->iov + ch->n_out, ch->n_in, 0, &c->ctl[c->ctl_head],
+				 sizeof(c->ctl[0]));
+		vq_push(vq, ch->head, n);
+		pushed = true;
+		/* A buffer too small for the message still used it up. */
+		c->ctl_head = (c->ctl_head + 1) % VCON_CTL_PENDING;
+		c->ctl_n--;
+	}
+	if (pushed)
+		virtio_signal(&c->vdev, VCON_CTL_RXQ);
+	if (rc < 0) {
+		verbose("virtio-console: control receive queue: %s; device needs reset",
+			last_error());
+		virtio_needs_reset(&c->vdev);
+	}
+}
+
+/* The driver opened (or closed) the console port: input may flow (or
+ * must stop).  The terminal hears of an opening through the room
+ * callback. */
+static void ctl_port_open(struct vcon *c, bool open)
+{
+	pthread_mutex_lock(&c->rx_lock);
+	c->guest_open = open;
+	pthread_mutex_unlock(&c->rx_lock);
+	if (open)
+		vcon_room(c);
+}
+
+/*
+ * One message from the driver.  The handshake for our single port:
+ * DEVICE_READY -> we add port 0; PORT_READY -> we make it a console and
+ * say our side is open; PORT_OPEN -> the driver's side is open.  Anything
+ * else, or about another port, is ignored.
+ */
+static void ctl_handle(struct vcon *c, const struct vcon_control *m)
+{
+	switch (m->event) {
+	case VCON_DEVICE_READY:
+		if (m->value)
+			ctl_queue(c, VCON_DEVICE_ADD, 0);
+		break;
+	case VCON_PORT_READY:
+		if (m->id == VCON_PORT && m->value) {
+			ctl_queue(c, VCON_CONSOLE_PORT, 1);
+			ctl_queue(c, VCON_PORT_OPEN, 1);
+		}
+		break;
+	case VCON_PORT_OPEN:
+		if (m->id == VCON_PORT)
+			ctl_port_open(c, m->value);
+		break;
+	}
+}
+
+/*
+ * Serve the control transmit queue: each chain holds one message, which
+ * we copy out (the guest cannot change our copy) and act on; a chain too
+ * short for a message is returned and ignored.  Then send any replies.
+ */
+static void ctl_serve(struct vcon *c)
+{
+	struct virtqueue *vq = &c->vdev.vqs[VCON_CTL_TXQ];
+	struct vq_chain *ch = &c->tx_chain;
+	struct vcon_control m;
+	bool pushed = false;
+	int rc;
+
+	if (vq->broken)
+		return;
+	do {
+		vq_disable_kicks(vq);
+		while ((rc = vq_pop(vq, ch)) > 0) {
+			if (iov_to_buf(ch->iov, ch->n_out, 0, &m, sizeof(m)) == sizeof(m))
+				ctl_handle(c, &m);
+			vq_push(vq, ch->head, 0);
+			pushed = true;
+		}
+	} while (rc == 0 && vq_enable_kicks(vq));
+	if (pushed)
+		virtio_signal(&c->vdev, VCON_CTL_TXQ);
+	if (rc < 0) {
+		verbose("virtio-console: control transmit queue: %s; device needs reset",
+			last_error());
+		virtio_needs_reset(&c->vdev);
+	}
+	ctl_flush(c);
+}
+
 /* --- the device thread ------------------------------------------------------- */
 
 /* Empty an eventfd so poll() sleeps again. */
@@ -261,22 +430,29 @@ static void drain_eventfd(int fd)
 		verbose("virtio-console: reading an eventfd: %s", strerror(errno));
 }
 
-/* The device thread: wakes on either kick, or on reset's stop. */
+/*
+ * The device thread: wakes on any queue's kick, or on reset's stop.  The
+ * control queues are watched only under MULTIPORT (poll skips fd -1).
+ */
 static void *vcon_thread(void *arg)
 {
 	struct vcon *c = arg;
-	struct pollfd pfd[3] = {
+	struct pollfd pfd[5] = {
 		{ .fd = c->stop_fd, .events = POLLIN },
 		{ .fd = c->vdev.vqs[VCON_TXQ].kick_fd, .events = POLLIN },
 		{ .fd = c->vdev.vqs[VCON_RXQ].kick_fd, .events = POLLIN },
+		{ .fd = c->multiport ? c->vdev.vqs[VCON_CTL_TXQ].kick_fd : -1, .events = POLLIN },
+		{ .fd = c->multiport ? c->vdev.vqs[VCON_CTL_RXQ].kick_fd : -1, .events = POLLIN },
 	};
 
 	/* The driver may have posted and kicked before we listened. */
 	vcon_room(c);
+	if (c->multiport)
+		ctl_serve(c);
 	if (vcon_tx(c) < 0)
 		return NULL;
 	for (;;) {
-		if (poll(pfd, 3, -1) < 0) {
+		if (poll(pfd, 5, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			warn_user("console thread stops: poll: %s", strerror(errno));
@@ -284,6 +460,14 @@ static void *vcon_thread(void *arg)
 		}
 		if (pfd[0].revents)
 			break;
+		if (pfd[3].revents) {
+			drain_eventfd(pfd[3].fd);
+			ctl_serve(c);
+		}
+		if (pfd[4].revents) {
+			drain_eventfd(pfd[4].fd);
+			ctl_flush(c);
+		}
 		if (pfd[2].revents) {
 			drain_eventfd(pfd[2].fd);
 			vcon_room(c);
@@ -297,22 +481,27 @@ static void *vcon_thread(void *arg)
 	return NULL;
 }
 
-/* DRIVER_OK: both queues are set up; start serving them. */
+/* DRIVER_OK: the port's queues (and under MULTIPORT the control queues)
+ * are set up; start serving them, with the port closed. */
 static int vcon_activate(struct virtio_dev *dev)
 {
 	struct vcon *c = to_vcon(dev);
+	bool multiport = virtio_has(dev, VIRTIO_CONSOLE_F_MULTIPORT);
 	sigset_t all, old;
 	int err;
 
 	if (c->running)
 		return 0;
-	for (int q = 0; q < 2; q++)
+	for (int q = 0; q < (multiport ? 4 : 2); q++)
 		if (!dev->vqs[q].desc || dev->vqs[q].kick_fd < 0)
 			return fail("virtio-console: activated without queue %d", q);
 	c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->stop_fd < 0)
 		return fail("virtio-console: eventfd: %s", strerror(errno));
+	c->ctl_head = c->ctl_n = 0;
 	pthread_mutex_lock(&c->rx_lock);
+	c->multiport = multiport;
+	c->guest_open = false;
 	c->rx_live = true;
 	pthread_mutex_unlock(&c->rx_lock);
 	/* Signals belong to the main thread; ours is born with all blocked. */
@@ -343,6 +532,7 @@ static void vcon_reset(struct virtio_dev *dev)
 
 	pthread_mutex_lock(&c->rx_lock);
 	c->rx_live = false;
+	c->guest_open = false;
 	pthread_mutex_unlock(&c->rx_lock);
 	if (!c->running)
 		return;
@@ -360,7 +550,7 @@ static void vcon_reset(struct virtio_dev *dev)
 static const struct virtio_dev_ops vcon_ops = {
 	.name = "console",
 	.device_id = VIRTIO_ID_CONSOLE,
-	.n_queues = 2,
+	.n_queues = 4,
 	.queue_size = VCON_QUEUE_SIZE,
 	.config_size = sizeof(struct vcon_config),
 	.features = vcon_features,
@@ -377,7 +567,7 @@ void vcon_set_size(struct vcon *c, u16 cols, u16 rows)
 	__atomic_store_n(&c->size, (u32)cols | (u32)rows << 16, __ATOMIC_RELAXED);
 	/* A running driver that took F_SIZE rereads cols and rows on a
 	 * configuration change (5.3.6.2); the generation tells it they
-	 * changed under its feet. */
+	 * changed under its feet.  (Linux under MULTIPORT ignores both.) */
 	pthread_mutex_lock(&c->rx_lock);
 	if (c->rx_live && virtio_has(&c->vdev, VIRTIO_CONSOLE_F_SIZE)) {
 		__atomic_add_fetch(&c->vdev.config_generation, 1, __ATOMIC_RELEASE);

@@ -4,11 +4,12 @@
  * A frame the guest sends goes:
  *	guest kick -> tx thread wakes -> vq_pop -> copy out the header and
  *	check it (virtio_net_check_tx) -> writev(header copy + frame) to
- *	the tap -> vq_push -> one interrupt per batch.
+ *	the tap -> used entries, published and signalled once per batch.
  * A frame for the guest goes:
  *	tap readable -> rx thread -> readv straight into the guest's posted
  *	buffer (overflow into a bounce buffer, spread over more buffers with
- *	MRG_RXBUF) -> fix up the header -> publish -> interrupt.
+ *	MRG_RXBUF) -> fix up the header -> publish the frame's chains
+ *	together, with the rest of the batch -> interrupt.
  *
  * The rx thread reads the tap only while the guest has buffers posted.
  * Without buffers it stops polling the tap and waits for the guest's rx
@@ -25,6 +26,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/if_tun.h>
+#include <liburing.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +58,23 @@ enum rx_result {
 struct rx_used {
 	u16 head;
 	u32 len;
+};
+
+/*
+ * Frames up to this size are copied whole behind our header (tx_layout);
+ * bigger ones are written from where they lie, in up to NET_TX_SLOT_IOV
+ * pieces: our header, the guest's linear part and Linux's 17 fragments
+ * fit.  A chain in more pieces is gathered into the bounce buffer.
+ */
+#define NET_TX_COPY	2048
+#define NET_TX_SLOT_IOV	20
+
+/* One queued write: where its bytes are, until the write completes. */
+struct tx_slot {
+	struct virtio_net_hdr_v1 hdr;
+	int niov;
+	struct iovec iov[NET_TX_SLOT_IOV];
+	u8 buf[NET_HDR_LEN + NET_TX_COPY];
 };
 
 struct net_dev {
@@ -90,8 +109,11 @@ struct net_dev {
 
 	/* tx, touched by the tx thread only. */
 	struct vq_chain *tx_chain;
-	struct iovec *tx_iov;
-	u8 *tx_bounce;
+	struct tx_slot *tx_slots;	/* one per frame of a batch */
+	unsigned int tx_queued;		/* writes queued on the ring */
+	struct io_uring ring;		/* a batch's writes in one system call */
+	bool uring_ok;
+	u8 *tx_bounce;			/* header + frame of many pieces */
 
 	struct net_stats st;		/* updated with atomic adds */
 };
@@ -164,35 +186,52 @@ static void tx_drop(struct net_dev *n, enum net_tx_verdict v)
 	COUNT(n, tx_verdicts[v], 1);
 }
 
-/*
- * The tap wants the frame in one write.  The header comes from our
- * checked copy (the guest may rewrite its own copy after we looked); the
- * frame follows straight from guest memory.  A chain of more pieces than
- * writev takes is first gathered into a bounce buffer.
- */
-static int tx_build_iov(struct net_dev *n, const struct vq_chain *c,
-			struct virtio_net_hdr_v1 *h, u64 frame_len)
+/* Count what the tap made of one frame: res is write()'s result. */
+static void tx_count(struct net_dev *n, s64 res, u64 frame_len)
 {
-	struct iovec *iov = n->tx_iov;
-	size_t skip = n->hdr_len;
-	int k = 1;
+	if (res < 0) {
+		COUNT(n, tx_errors, 1);
+		return;
+	}
+	COUNT(n, tx_frames, 1);
+	COUNT(n, tx_bytes, frame_len);
+}
 
-	iov[0] = (struct iovec){ h, n->hdr_len };
+/*
+ * Lay a checked frame out for the one write the tap wants.  The header
+ * is always our checked copy (the guest may rewrite its own after we
+ * looked).  A small frame is copied whole behind it: one plain buffer is
+ * cheaper to hand the kernel than an iovec list, and the copy is a few
+ * cache lines.  A bigger one goes as our header plus the guest's own
+ * pieces.  false: more pieces than a slot holds.
+ */
+static bool tx_layout(struct net_dev *n, const struct vq_chain *c,
+		      const struct virtio_net_hdr_v1 *h, u64 frame_len, struct tx_slot *s)
+{
+	size_t skip = n->hdr_len;
+
+	if (frame_len <= NET_TX_COPY) {
+		memcpy(s->buf, h, n->hdr_len);
+		iov_to_buf(c->iov, c->n_out, n->hdr_len, s->buf + n->hdr_len, frame_len);
+		s->iov[0] = (struct iovec){ s->buf, n->hdr_len + frame_len };
+		s->niov = 1;
+		return true;
+	}
+	s->hdr = *h;
+	s->iov[0] = (struct iovec){ &s->hdr, n->hdr_len };
+	s->niov = 1;
 	for (u32 i = 0; i < c->n_out; i++) {
 		if (skip >= c->iov[i].iov_len) {
 			skip -= c->iov[i].iov_len;
 			continue;
 		}
-		iov[k++] = (struct iovec){ (u8 *)c->iov[i].iov_base + skip,
-					   c->iov[i].iov_len - skip };
+		if (s->niov == NET_TX_SLOT_IOV)
+			return false;
+		s->iov[s->niov++] = (struct iovec){ (u8 *)c->iov[i].iov_base + skip,
+						    c->iov[i].iov_len - skip };
 		skip = 0;
 	}
-	if (k > IOV_MAX) {
-		iov_to_buf(c->iov, c->n_out, n->hdr_len, n->tx_bounce, frame_len);
-		iov[1] = (struct iovec){ n->tx_bounce, frame_len };
-		k = 2;
-	}
-	return k;
+	return true;
 }
 
 /* Wait until fd takes writes again (or we are asked to stop). */
@@ -203,14 +242,86 @@ static bool wait_writable(struct net_dev *n)
 	return poll(p, 2, 1000) > 0 && !p[1].revents && (p[0].revents & POLLOUT);
 }
 
-/* One chain: check it, and send it unless it is malformed. */
+/* Write one frame now (no io_uring, or a frame that needs the bounce). */
+static void tx_write_now(struct net_dev *n, const struct iovec *iov, int k, u64 frame_len)
+{
+	ssize_t w;
+
+	do {
+		w = k == 1 ? write(n->fd, iov[0].iov_base, iov[0].iov_len) : writev(n->fd, iov, k);
+	} while (w < 0 && (errno == EINTR ||
+			   (errno == EAGAIN && !n->sync_mode && wait_writable(n))));
+	tx_count(n, w < 0 ? -errno : w, frame_len);
+}
+
+/* io_uring itself failed (not a write): count the rest lost, go on without it. */
+static void tx_uring_broken(struct net_dev *n, unsigned int lost, int err)
+{
+	warn_user("net %s: io_uring failed (%s): sending without it", n->ifname, strerror(-err));
+	for (unsigned int i = 0; i < lost; i++)
+		COUNT(n, tx_errors, 1);
+	io_uring_queue_exit(&n->ring);
+	n->uring_ok = false;
+	n->tx_queued = 0;
+}
+
+/*
+ * Hand the batch's queued writes to the kernel in one system call, and
+ * wait until every one is done: the chains they read go back to the
+ * guest right after.  (A tap write never sleeps, so the kernel does them
+ * all during the call, in order.)
+ */
+static void tx_submit(struct net_dev *n)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int left = n->tx_queued;
+	int r;
+
+	while (left) {
+		r = io_uring_submit_and_wait(&n->ring, 1);
+		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+			tx_uring_broken(n, left, r);
+			return;
+		}
+		while (left && io_uring_peek_cqe(&n->ring, &cqe) == 0) {
+			tx_count(n, cqe->res, io_uring_cqe_get_data64(cqe));
+			io_uring_cqe_seen(&n->ring, cqe);
+			left--;
+		}
+	}
+	n->tx_queued = 0;
+}
+
+/* Queue a laid-out frame as the batch's next write. */
+static void tx_queue(struct net_dev *n, struct tx_slot *s, u64 frame_len)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&n->ring);
+
+	/* The ring has a slot per frame of a batch: never full here. */
+	if (!sqe) {
+		tx_write_now(n, s->iov, s->niov, frame_len);
+		return;
+	}
+	if (s->niov == 1)
+		io_uring_prep_write(sqe, n->fd, s->iov[0].iov_base, s->iov[0].iov_len, 0);
+	else
+		io_uring_prep_writev(sqe, n->fd, s->iov, s->niov, 0);
+	/* A full descriptor fails the write (-EAGAIN, counted as an error)
+	 * instead of parking it in the kernel, where tx_submit() would wait
+	 * for it forever.  A tap never fills up; a test's socket can. */
+	sqe->rw_flags = RWF_NOWAIT;
+	io_uring_sqe_set_data64(sqe, frame_len);
+	n->tx_queued++;
+}
+
+/* One chain: check it, and send it (or queue it) unless it is malformed. */
 static void tx_one(struct net_dev *n, const struct vq_chain *c)
 {
 	struct virtio_net_hdr_v1 h = { 0 };
+	struct tx_slot *s = &n->tx_slots[n->tx_queued];
+	struct iovec whole;
 	enum net_tx_verdict v;
 	u64 frame_len;
-	ssize_t w;
-	int k;
 
 	/* Only the device-readable part is the frame; writable buffers
 	 * on a tx chain mean nothing and are left alone. */
@@ -229,17 +340,21 @@ static void tx_one(struct net_dev *n, const struct vq_chain *c)
 	 * nothing on tx. */
 	h.flags &= VIRTIO_NET_HDR_F_NEEDS_CSUM;
 	h.num_buffers = 0;
-	k = tx_build_iov(n, c, &h, frame_len);
-	do {
-		w = writev(n->fd, n->tx_iov, k);
-	} while (w < 0 && (errno == EINTR ||
-			   (errno == EAGAIN && !n->sync_mode && wait_writable(n))));
-	if (w < 0) {
-		COUNT(n, tx_errors, 1);
+	if (tx_layout(n, c, &h, frame_len, s)) {
+		if (n->uring_ok)
+			tx_queue(n, s, frame_len);
+		else
+			tx_write_now(n, s->iov, s->niov, frame_len);
 		return;
 	}
-	COUNT(n, tx_frames, 1);
-	COUNT(n, tx_bytes, frame_len);
+	/* Too many pieces for a slot: gather it into the bounce, and send
+	 * it in its turn, after the frames already queued. */
+	if (n->uring_ok)
+		tx_submit(n);
+	memcpy(n->tx_bounce, &h, n->hdr_len);
+	iov_to_buf(c->iov, c->n_out, n->hdr_len, n->tx_bounce + n->hdr_len, frame_len);
+	whole = (struct iovec){ n->tx_bounce, n->hdr_len + frame_len };
+	tx_write_now(n, &whole, 1, frame_len);
 }
 
 /*
@@ -255,9 +370,13 @@ static int tx_batch(struct net_dev *n)
 
 	while (done < NET_BATCH && (r = vq_pop(vq, n->tx_chain)) > 0) {
 		tx_one(n, n->tx_chain);
+		/* Not visible to the driver before vq_flush(), and that
+		 * comes after the writes are done. */
 		vq_fill(vq, n->tx_chain->head, 0);
 		done++;
 	}
+	if (n->tx_queued)
+		tx_submit(n);
 	if (done) {
 		vq_flush(vq);
 		virtio_signal(&n->vdev, NET_TXQ);
@@ -317,7 +436,7 @@ static int rx_take_first(struct net_dev *n)
 			return 1;
 		}
 		COUNT(n, rx_bad_chain, 1);
-		vq_push(vq, c->head, 0);
+		vq_fill(vq, c->head, 0);
 	}
 	return 0;
 }
@@ -341,9 +460,10 @@ static enum rx_result rx_complete(struct net_dev *n)
 	 * still say DATA_VALID). */
 	if (!virtio_has(&n->vdev, VIRTIO_NET_F_GUEST_CSUM))
 		iov_from_buf(in_iov(c), c->n_in, 0, &zero, 1);
+	/* Published with the rest of the batch (rx_drain): never half a
+	 * frame, since a pending frame's chains are filled only here. */
 	for (u32 i = 0; i < n->rx_nused; i++)
 		vq_fill(vq, n->rx_used[i].head, n->rx_used[i].len);
-	vq_flush(vq);
 	COUNT(n, rx_frames, 1);
 	COUNT(n, rx_bytes, n->rx_got - n->hdr_len);
 	n->rx_have_chain = false;
@@ -362,7 +482,6 @@ static enum rx_result rx_abandon(struct net_dev *n)
 
 	for (u32 i = 0; i < n->rx_nused; i++)
 		vq_fill(vq, n->rx_used[i].head, 0);
-	vq_flush(vq);
 	COUNT(n, rx_dropped, 1);
 	n->rx_have_chain = false;
 	n->rx_pending = false;
@@ -478,24 +597,32 @@ static enum rx_result rx_step(struct net_dev *n)
 }
 
 /*
- * Deliver frames while there are frames and buffers, one interrupt per
- * batch.  Returns why it stopped; *delivered counts frames.
+ * Deliver frames while there are frames and buffers: one publication of
+ * the used entries and one interrupt per batch.  Returns why it stopped;
+ * *delivered counts frames.
  */
 static enum rx_result rx_drain(struct net_dev *n, int *delivered)
 {
+	struct virtqueue *vq = &n->vdev.vqs[NET_RXQ];
 	enum rx_result r;
 	int batch;
+	u16 used;
 
 	for (;;) {
 		batch = 0;
+		used = vq->used_idx;
 		do {
 			r = rx_step(n);
 			if (r == RX_DELIVERED)
 				batch++;
 		} while ((r == RX_DELIVERED || r == RX_DROPPED) && batch < NET_BATCH);
 		*delivered += batch;
-		if (batch)
+		/* Empty buffers given back count too: publish whatever we
+		 * filled, and interrupt. */
+		if (vq->used_idx != used) {
+			vq_flush(vq);
 			virtio_signal(&n->vdev, NET_RXQ);
+		}
 		if (r == RX_BROKEN) {
 			verbose("net: rx: %s", last_error());
 			virtio_needs_reset(&n->vdev);
@@ -707,7 +834,8 @@ static int net_activate_locked(struct net_dev *n)
 	}
 	if (n->sync_mode)
 		return 0;
-	verbose("net %s: served by userspace (rx and tx threads)", n->ifname);
+	verbose("net %s: served by userspace (rx and tx threads, tx %s)", n->ifname,
+		n->uring_ok ? "through io_uring" : "one write per frame");
 	return start_threads(n);
 }
 
@@ -772,7 +900,7 @@ static void net_free_bufs(struct net_dev *n)
 	free(n->rx_bounce);
 	free(n->rx_used);
 	free(n->tx_chain);
-	free(n->tx_iov);
+	free(n->tx_slots);
 	free(n->tx_bounce);
 }
 
@@ -785,12 +913,31 @@ static int net_alloc_bufs(struct net_dev *n)
 	n->rx_bounce = malloc(NET_BOUNCE);
 	n->rx_used = calloc(VQ_MAX_SIZE, sizeof(struct rx_used));
 	n->tx_chain = malloc(sizeof(*n->tx_chain));
-	n->tx_iov = calloc(VQ_MAX_SEGS + 1, sizeof(struct iovec));
-	n->tx_bounce = malloc(NET_MAX_FRAME);
+	n->tx_slots = calloc(NET_BATCH, sizeof(struct tx_slot));
+	n->tx_bounce = malloc(NET_BOUNCE);
 	if (!n->rx_chain || !n->rx_more || !n->rx_iov || !n->rx_bounce || !n->rx_used ||
-	    !n->tx_chain || !n->tx_iov || !n->tx_bounce)
+	    !n->tx_chain || !n->tx_slots || !n->tx_bounce)
 		return fail("net: out of memory");
 	return 0;
+}
+
+/*
+ * io_uring for tx batches, unless LGUEST_NO_IO_URING=1 (as for disks) or
+ * the kernel says no (seccomp, old kernels): then one write per frame.
+ */
+static void tx_uring_init(struct net_dev *n)
+{
+	const char *env = getenv("LGUEST_NO_IO_URING");
+	int r;
+
+	if (env && *env && strcmp(env, "0"))
+		return;
+	r = io_uring_queue_init(NET_BATCH, &n->ring, 0);
+	if (r < 0) {
+		verbose("net: no io_uring (%s): one write per frame", strerror(-r));
+		return;
+	}
+	n->uring_ok = true;
 }
 
 struct virtio_dev *virtio_net_new(int fd, const struct net_opts *o)
@@ -820,6 +967,7 @@ struct virtio_dev *virtio_net_new(int fd, const struct net_opts *o)
 	memcpy(n->cfg.mac, o->mac, 6);
 	n->cfg.status = VIRTIO_NET_S_LINK_UP;
 	n->cfg.max_virtqueue_pairs = 1;
+	tx_uring_init(n);
 	if (o->vhost) {
 		n->vhost = vhost_net_open();
 		if (!n->vhost)
@@ -858,6 +1006,8 @@ void virtio_net_free(struct virtio_dev *dev)
 	n = to_net(dev);
 	net_shutdown(n);
 	close(n->stop_fd);
+	if (n->uring_ok)
+		io_uring_queue_exit(&n->ring);
 	pthread_mutex_destroy(&n->lock);
 	net_free_bufs(n);
 	free(n);

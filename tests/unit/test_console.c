@@ -5,7 +5,9 @@
  * watch the device wait: a transmit buffer must come back only once its
  * bytes are written, in order, and a reset must not hang on a full pipe.
  * Input goes in through vcon_input(), which may only fill buffers the
- * guest posted; the room callback must fire when it posts more.
+ * guest posted; the room callback must fire when it posts more.  Under
+ * MULTIPORT input must also wait until the driver has opened the port,
+ * which it says over the control queues after a short handshake.
  */
 #include "tap.h"
 #include "vqdriver.h"
@@ -19,6 +21,17 @@
 #include <unistd.h>
 
 #define MEM	MiB(16)
+#define F_MULTIPORT	(1ULL << 1)
+/* The plain two-queue device, as a driver without MULTIPORT sees it:
+ * input flows as soon as buffers are posted. */
+#define PLAIN	(VQD_ALL_FEATURES & ~F_MULTIPORT)
+
+/* Control events (virtio 1.2, 5.3.6.2). */
+#define DEVICE_READY	0
+#define DEVICE_ADD	1
+#define PORT_READY	3
+#define CONSOLE_PORT	4
+#define PORT_OPEN	6
 
 static int rooms;
 
@@ -243,7 +256,7 @@ static void test_input(void)
 	int h1, h2, h3, hro, hw, before = room_count();
 	size_t n;
 
-	if (!ok(rig_up(&r, 0, VQD_ALL_FEATURES), "input: console up"))
+	if (!ok(rig_up(&r, 0, PLAIN), "input: console up"))
 		return;
 	ok(room_after(before), "the room callback runs when the device starts");
 	n = vcon_input(r.c, (const u8 *)"abc", 3);
@@ -299,7 +312,7 @@ static void test_malformed(void)
 	int before, resets;
 	size_t n;
 
-	if (!ok(rig_up(&r, 0, VQD_ALL_FEATURES), "malformed: console up"))
+	if (!ok(rig_up(&r, 0, PLAIN), "malformed: console up"))
 		return;
 	/* A transmit buffer outside guest RAM. */
 	post1(r.tx, MEM - 2, 16, false);
@@ -342,6 +355,163 @@ static void test_malformed(void)
 	rig_down(&r);
 }
 
+/* One 8-byte control message from the driver, returned with length 0. */
+static bool ctl_send(struct rig *r, u32 id, u16 event, u16 value)
+{
+	struct vqd_queue *q = &r->d.q[VCON_CTL_TXQ];
+	u64 gpa = vqd_alloc(&r->d, 8, 8);
+	u8 *p = vqd_ptr(&r->d, gpa, 8);
+	int head;
+
+	memcpy(p, &id, 4);
+	memcpy(p + 4, &event, 2);
+	memcpy(p + 6, &value, 2);
+	head = post1(q, gpa, 8, false);
+	vqd_notify(q);
+	return vqd_expect_used(q, head, 0);
+}
+
+/* Buffers the device may send control messages into; their addresses
+ * by head, to read what came back. */
+static u64 ctl_buf[VCON_QUEUE_SIZE];
+
+static void ctl_post(struct rig *r, int n, u32 len)
+{
+	struct vqd_queue *q = &r->d.q[VCON_CTL_RXQ];
+
+	for (int i = 0; i < n; i++) {
+		u64 gpa = vqd_alloc(&r->d, len, 8);
+		int head = post1(q, gpa, len, true);
+
+		if (head >= 0)
+			ctl_buf[head] = gpa;
+	}
+	vqd_notify(q);
+}
+
+/* The next control message from the device is (port 0, event, value). */
+static bool ctl_expect(struct rig *r, u16 event, u16 value)
+{
+	struct vqd_queue *q = &r->d.q[VCON_CTL_RXQ];
+	u16 head, ev, val;
+	u32 len, id;
+	u8 *p;
+
+	if (!vqd_wait_used(q, VQD_TIMEOUT_MS, &head, &len) || len != 8 ||
+	    head >= VCON_QUEUE_SIZE)
+		return false;
+	p = vqd_ptr(&r->d, ctl_buf[head], 8);
+	memcpy(&id, p, 4);
+	memcpy(&ev, p + 4, 2);
+	memcpy(&val, p + 6, 2);
+	return id == 0 && ev == event && val == value;
+}
+
+/*
+ * The MULTIPORT handshake as Linux does it, and input held back until
+ * the driver opens the port: what keeps type-ahead from being dropped.
+ */
+static void test_multiport(void)
+{
+	struct vqd_queue *rx;
+	struct rig r;
+	int before, h;
+	size_t n;
+	u64 b;
+
+	if (!ok(rig_up(&r, 0, VQD_ALL_FEATURES), "multiport: console up"))
+		return;
+	rx = r.rx;
+	ok(virtio_has(r.dev, 1), "MULTIPORT negotiated");
+	b = vqd_alloc(&r.d, 4, 1);
+	h = post1(rx, b, 4, true);
+	vqd_notify(rx);
+	usleep(50 * 1000);
+	n = vcon_input(r.c, (const u8 *)"early", 5);
+	is_int(n, 0, "buffers posted, port not open: input held back");
+
+	/* A control buffer too small for a message: filled as far as it goes. */
+	{
+		struct vqd_queue *q = &r.d.q[VCON_CTL_RXQ];
+		u16 head;
+		u32 len;
+
+		post1(q, vqd_alloc(&r.d, 4, 4), 4, true);
+		vqd_notify(q);
+		ctl_send(&r, 0xffffffff, DEVICE_READY, 1);
+		ok(vqd_wait_used(q, VQD_TIMEOUT_MS, &head, &len) && len == 4,
+		   "a 4-byte control buffer gets the first 4 bytes of DEVICE_ADD");
+	}
+
+	/* The handshake proper, into 8-byte buffers (one is left over). */
+	ctl_post(&r, 4, 8);
+	ok(ctl_send(&r, 0xffffffff, DEVICE_READY, 1), "DEVICE_READY taken");
+	ok(ctl_expect(&r, DEVICE_ADD, 0), "... answered with DEVICE_ADD for port 0");
+	ok(ctl_send(&r, 0, PORT_READY, 1), "PORT_READY taken");
+	ok(ctl_expect(&r, CONSOLE_PORT, 1), "... answered with CONSOLE_PORT");
+	ok(ctl_expect(&r, PORT_OPEN, 1), "... and PORT_OPEN from our side");
+	n = vcon_input(r.c, (const u8 *)"early", 5);
+	is_int(n, 0, "still held until the driver opens the port");
+
+	before = room_count();
+	ok(ctl_send(&r, 0, PORT_OPEN, 1), "the driver opens the port");
+	ok(room_after(before), "... which calls the room callback");
+	n = vcon_input(r.c, (const u8 *)"early", 5);
+	is_int(n, 4, "now input flows into the posted buffer");
+	ok(vqd_expect_used(rx, h, 4) && !memcmp(vqd_ptr(&r.d, b, 4), "earl", 4),
+	   "... 'earl', length 4");
+
+	ok(ctl_send(&r, 0, PORT_OPEN, 0), "the driver closes the port");
+	post1(rx, vqd_alloc(&r.d, 4, 1), 4, true);
+	vqd_notify(rx);
+	usleep(50 * 1000);
+	n = vcon_input(r.c, (const u8 *)"y", 1);
+	is_int(n, 0, "a closed port takes no input");
+	ok(ctl_send(&r, 0, PORT_OPEN, 1), "opened again");
+	n = vcon_input(r.c, (const u8 *)"y", 1);
+	is_int(n, 1, "... and input flows again");
+
+	/* Nonsense from the driver: ignored, no reply, nothing breaks. */
+	ok(ctl_send(&r, 7, PORT_READY, 1), "PORT_READY for a port we lack");
+	ok(ctl_send(&r, 0, 99, 1), "an unknown event");
+	{
+		struct vqd_queue *q = &r.d.q[VCON_CTL_TXQ];
+		u64 gpa = vqd_alloc(&r.d, 4, 4);
+		int hs = post1(q, gpa, 4, false);
+
+		vqd_notify(q);
+		ok(vqd_expect_used(q, hs, 0), "a 4-byte control message comes back, ignored");
+	}
+	usleep(50 * 1000);
+	n = vqd_used_pending(&r.d.q[VCON_CTL_RXQ]);
+	is_int(n, 0, "none of them got an answer");
+	is_int(vqd_needs_reset_count(&r.d), 0, "none of them broke the device");
+
+	/* A flood of DEVICE_READY with one buffer to answer in: the other
+	 * answers wait, at most 8 of them, and go out when buffers come. */
+	for (int i = 0; i < 20; i++)
+		ctl_send(&r, 0, DEVICE_READY, 1);
+	ctl_post(&r, 20, 8);
+	usleep(100 * 1000);
+	n = 0;
+	while (vqd_used_pending(&r.d.q[VCON_CTL_RXQ]) && ctl_expect(&r, DEVICE_ADD, 0))
+		n++;
+	is_int(n, 1 + 8, "20 DEVICE_READY: one answer sent at once, 8 kept for later");
+
+	/* A control chain outside RAM: NEEDS_RESET; a restart starts over,
+	 * with the port closed. */
+	post1(&r.d.q[VCON_CTL_TXQ], MEM - 4, 8, false);
+	vqd_kick(&r.d.q[VCON_CTL_TXQ]);
+	ok(vqd_wait_needs_reset(&r.d, VQD_TIMEOUT_MS), "control buffer past RAM: NEEDS_RESET");
+	ok(vqd_restart(&r.d) == 0, "restart");
+	post1(rx, vqd_alloc(&r.d, 4, 1), 4, true);
+	vqd_notify(rx);
+	usleep(50 * 1000);
+	n = vcon_input(r.c, (const u8 *)"z", 1);
+	is_int(n, 0, "after a reset the port is closed again");
+	rig_down(&r);
+}
+
 /* F_SIZE: offered once a size is known, readable, and changes announced. */
 static void test_size(void)
 {
@@ -355,9 +525,10 @@ static void test_size(void)
 		return;
 	dev = vcon_create(p[1], &c);
 	ok(!(dev->ops->features(dev) & 1), "a pipe has no size: no F_SIZE");
+	ok(dev->ops->features(dev) & F_MULTIPORT, "MULTIPORT offered");
 	vcon_set_size(c, 100, 40);
 	ok(dev->ops->features(dev) & 1, "a size set: F_SIZE offered");
-	if (!ok(vqd_init(&d, dev, MEM, VQD_ALL_FEATURES, 0) == 0 && vqd_start(&d) == 0,
+	if (!ok(vqd_init(&d, dev, MEM, PLAIN, 0) == 0 && vqd_start(&d) == 0,
 		"size: console up"))
 		return;
 	dev->ops->config_read(dev, 0, cfg, 4);
@@ -383,6 +554,7 @@ int main(void)
 	test_reset_while_blocked();
 	test_input();
 	test_malformed();
+	test_multiport();
 	test_size();
 	return tap_done();
 }

@@ -15,7 +15,7 @@ boot() {
 	shift
 	while [ "$1" != -- ]; do envs+=("$1"); shift; done
 	shift
-	env "${envs[@]}" timeout "${BOOT_TIMEOUT:-300}" "$LGUEST" "$@" \
+	env "${envs[@]}" timeout -k 10 "${BOOT_TIMEOUT:-300}" "$LGUEST" "$@" \
 		<"${BOOT_STDIN:-/dev/null}" >"$log" 2>&1 && BOOT_ST=0 || BOOT_ST=$?
 }
 

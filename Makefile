@@ -77,7 +77,7 @@ fuzz: $(FSRCS:fuzz/%.c=$(F)/%)
 # One prove run: every line of output is TAP, the last line prove's summary.
 check: lguest unit asan fuzz
 	prove --exec '' --merge $(TSRCS:tests/unit/%.c=$(B)/tests/%) \
-		$(TSRCS:tests/unit/%.c=$(A)/tests/%) tests/fuzz.t tests/cli.t tests/e2e.t
+		$(TSRCS:tests/unit/%.c=$(A)/tests/%) tests/fuzz.t tests/cli.t tests/tty.t tests/e2e.t
 
 bench: lguest
 	bench/run

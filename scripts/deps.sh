@@ -5,7 +5,7 @@ set -e
 PKGS="make gcc libc6-dev pkg-config clang libclang-rt-14-dev
 liburing-dev libseccomp-dev liblzma-dev libzstd-dev zlib1g-dev libxxhash-dev
 qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils zstd iproute2 util-linux
-perl procps"
+perl procps python3"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

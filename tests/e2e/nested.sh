@@ -158,6 +158,8 @@ cat "$NESTED_OUT/stderr.out" >&2 & cat_err=$!
 
 start=$(date +%s.%N)
 set +e
+# In the background, so that a signal to us (^C, or a harness's timeout)
+# reaches QEMU through `timeout` rather than leaving it running.
 timeout --kill-after=10 "$NESTED_TIMEOUT" qemu-system-x86_64 \
 	-accel tcg,thread=multi -cpu "$CPU" -smp 2 -m "$NESTED_MEM" \
 	-nic none -nodefaults -no-user-config -display none -no-reboot \
@@ -171,8 +173,13 @@ timeout --kill-after=10 "$NESTED_TIMEOUT" qemu-system-x86_64 \
 	-device virtserialport,chardev=out,name=stdout \
 	-chardev "pipe,id=err,path=$NESTED_OUT/stderr" \
 	-device virtserialport,chardev=err,name=stderr \
-	</dev/null
+	</dev/null &
+qpid=$!
+trap 'kill -TERM $qpid 2>/dev/null' INT TERM HUP
+wait $qpid
 qrc=$?
+while kill -0 $qpid 2>/dev/null; do wait $qpid; qrc=$?; done    # after a signal
+trap - INT TERM HUP
 set -e
 end=$(date +%s.%N)
 # Let the cats finish: opening a FIFO read-write (and closing it) releases

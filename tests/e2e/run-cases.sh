@@ -84,7 +84,8 @@ while read -r name file fn; do
 		[ $st = 124 ] && echo "# $name: timed out after ${E2E_CASE_TIMEOUT} s"
 		echo "# $name: exit status $st after ${secs} s; the end of its output:"
 		tr -d '\r' <"$log" | tail -n 40 | sed 's/^/#   /'
-		echo "#   (scratch dir kept: $CASE_TMP)"
+		# (in the nested machine, /tmp goes with it)
+		[ -n "${NESTED:-}" ] || echo "#   (scratch dir kept: $CASE_TMP)"
 	fi
 done < <(list_cases)
 

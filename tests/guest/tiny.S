@@ -20,7 +20,9 @@ _start:
 	jz	1b
 	mov	$0x3f8, %dx
 	in	(%dx), %al
-	cmp	$'\n', %al
+	cmp	$'\n', %al		/* a pipe ends lines with \n, a raw tty with \r */
+	je	2f
+	cmp	$'\r', %al
 	je	2f
 	cmp	$'a', %al
 	jb	3f

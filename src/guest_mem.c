@@ -9,6 +9,30 @@
 #include <string.h>
 #include <sys/mman.h>
 
+/*
+ * A mapping whose start is aligned to `align`: only then can a guest's
+ * 2 MiB page be backed by one host huge page (and one EPT/NPT entry).
+ * Over-map by `align` and trim both ends.
+ */
+static void *map_aligned(u64 size, u64 align)
+{
+	u8 *p, *start;
+	u64 lead;
+
+	if (size > UINT64_MAX - align)
+		return NULL;
+	p = mmap(NULL, size + align, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	start = (u8 *)ALIGN_UP((uintptr_t)p, align);
+	lead = start - p;
+	if (lead)
+		munmap(p, lead);
+	munmap(start + size, align - lead);
+	return start;
+}
+
 int guest_mem_init(struct guest_mem *gm, u64 size)
 {
 	void *p;
@@ -20,14 +44,19 @@ int guest_mem_init(struct guest_mem *gm, u64 size)
 	 * MAP_NORESERVE: we promise the guest `size` bytes but commit none up
 	 * front; a guest that never touches its RAM costs us nothing.
 	 */
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
+	p = map_aligned(size, MiB(2));
+	if (!p)
 		return fail("cannot map %llu MiB of guest memory: %s; give less memory",
 			    (unsigned long long)(size >> 20), strerror(errno));
-	/* Guest RAM is a fine candidate for transparent huge pages: fewer
-	 * TLB misses for the guest, fewer faults for us. */
-	madvise(p, size, MADV_HUGEPAGE);
+	/*
+	 * Guest RAM is a fine candidate for transparent huge pages: fewer TLB
+	 * misses for the guest, and 30 faults instead of 15000 when we copy
+	 * a kernel in.  Not the first 2 MiB: the boot structures there are a
+	 * few pages, and zeroing a whole huge page for them would be a good
+	 * part of our start-up time.
+	 */
+	if (size > MiB(2))
+		madvise((u8 *)p + MiB(2), size - MiB(2), MADV_HUGEPAGE);
 	gm->host = p;
 	gm->size = size;
 	gm->low_size = MIN(size, PCI_HOLE_START);

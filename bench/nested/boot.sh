@@ -34,13 +34,11 @@ if [ -z "${BZIMAGE:-}" ] || [ -z "${VMLINUX:-}" ]; then eval "$(tests/e2e/kernel
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/lguest-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
-QEMU_ARGS="console=ttyS0 reboot=t panic=-1 tsc=reliable no_timer_check
-	i8042.noaux i8042.nomux i8042.nopnp 8250.nr_uarts=1 cryptomgr.notests lgtest=uptime"
-qemu_boot() {  # qemu_boot KERNEL
-	qemu-system-x86_64 -M microvm -enable-kvm -cpu host -m 256 -smp 1 \
-		-nodefaults -no-user-config -nographic -serial stdio -L "$QEMU_FW" \
-		-kernel "$1" -initrd "$INITRD" -append "$(echo $QEMU_ARGS)" -no-reboot
-}
+APPEND="console=ttyS0 reboot=t panic=-1 tsc=reliable no_timer_check"
+APPEND="$APPEND i8042.noaux i8042.nomux i8042.nopnp 8250.nr_uarts=1 cryptomgr.notests lgtest=uptime"
+QEMU=(qemu-system-x86_64 -M microvm -enable-kvm -cpu host -m 256 -smp 1
+	-nodefaults -no-user-config -nographic -serial stdio -L "$QEMU_FW"
+	-initrd "$INITRD" -append "$APPEND" -no-reboot)
 
 # measure ROW CMD...: one run; appends "wall uptime" to $TMP/ROW.
 measure() {
@@ -62,8 +60,8 @@ for ((i = 1; i <= BENCH_RUNS; i++)); do
 	cache=$TMP/cache$i
 	measure lguest-cold env XDG_CACHE_HOME="$cache" "$LGUEST" --initrd="$INITRD" 256 "$BZIMAGE" lgtest=uptime
 	measure lguest-warm env XDG_CACHE_HOME="$cache" "$LGUEST" --initrd="$INITRD" 256 "$BZIMAGE" lgtest=uptime
-	measure qemu-bzImage qemu_boot "$BZIMAGE"
-	measure qemu-PVH qemu_boot "$VMLINUX"
+	measure qemu-bzImage "${QEMU[@]}" -kernel "$BZIMAGE"
+	measure qemu-PVH "${QEMU[@]}" -kernel "$VMLINUX"
 done
 
 # median ROW: "wall uptime launcher" medians of ROW's runs (empty if none).

@@ -8,8 +8,9 @@
  * and each byte goes straight to our stdout.
  *
  * Input typed before the guest is ready is kept in a buffer and handed
- * over when the guest reads; when that buffer fills, we stop reading our
- * stdin (backpressure) rather than drop keystrokes.
+ * over once the guest's driver opens the port (serial_rx_visible); when
+ * that buffer fills, we stop reading our stdin (backpressure) rather than
+ * drop keystrokes.
  */
 #include "dev/serial.h"
 #include "bus/bus.h"
@@ -72,13 +73,25 @@ static void serial_update_irq(struct serial *s)
 	int level = 0;
 
 	if ((s->ier & IER_RDI) && s->rx_count)
-		level = 1;
+		level = 1;	/* RDI enabled: the data is visible */
 	if ((s->ier & IER_THRI) && s->thr_int)
 		level = 1;
 	if (level != s->irq_level) {
 		s->irq_level = level;
 		irq_line(s->gsi, level);
 	}
+}
+
+/*
+ * Typed input is shown to the guest only while its driver listens: the
+ * receive interrupt is enabled (the port is open) or the port is in
+ * loopback.  Linux's 8250 driver drains and resets the FIFOs when it
+ * opens the port; input typed before that would be lost on real
+ * hardware.  Here it waits in our buffer instead.
+ */
+static bool serial_rx_visible(const struct serial *s)
+{
+	return s->rx_count && ((s->ier & IER_RDI) || (s->mcr & MCR_LOOP));
 }
 
 static u8 serial_iir(struct serial *s)
@@ -124,7 +137,9 @@ static u8 serial_read_reg(struct serial *s, u64 reg)
 {
 	switch (reg) {
 	case UART_RX:
-		return (s->lcr & LCR_DLAB) ? s->dll : serial_receive(s);
+		if (s->lcr & LCR_DLAB)
+			return s->dll;
+		return serial_rx_visible(s) ? serial_receive(s) : 0;
 	case UART_IER:
 		return (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
 	case UART_IIR: {
@@ -140,7 +155,7 @@ static u8 serial_read_reg(struct serial *s, u64 reg)
 	case UART_MCR:
 		return s->mcr;
 	case UART_LSR:
-		return LSR_THRE | LSR_TEMT | (s->rx_count ? LSR_DR : 0);
+		return LSR_THRE | LSR_TEMT | (serial_rx_visible(s) ? LSR_DR : 0);
 	case UART_MSR:
 		if (s->mcr & MCR_LOOP)	/* outputs wired back to inputs */
 			return ((s->mcr & 0x0c) << 4) | ((s->mcr & 0x01) << 5) |

@@ -19,17 +19,23 @@ want_pkg() {
 	apt-cache depends linux-image-amd64 2>/dev/null |
 		awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }'
 }
-pkg=$(want_pkg)
-if [ -z "$pkg" ] && [ ! -f "$KDIR/.stamp" ]; then
-	note "apt knows no linux-image-amd64; running apt-get update"
-	apt-get update -qq >&2 || true
+# Asking apt takes a second or two: skip it when its lists have not changed
+# since we last did ($KDIR/.checked).
+if [ -f "$KDIR/.stamp" ] && [ "$KDIR/.checked" -nt /var/lib/apt/lists ]; then
+	pkg=
+else
 	pkg=$(want_pkg)
+	if [ -z "$pkg" ] && [ ! -f "$KDIR/.stamp" ]; then
+		note "apt knows no linux-image-amd64; running apt-get update"
+		apt-get update -qq >&2 || true
+		pkg=$(want_pkg)
+	fi
 fi
 if [ -n "$pkg" ]; then
 	ver=$(apt-cache show --no-all-versions "$pkg" | awk '$1 == "Version:" { print $2; exit }')
 	want="$pkg $ver"
 else
-	want=$(cat "$KDIR/.stamp")      # offline: keep what we have
+	want=$(cat "$KDIR/.stamp")      # up to date, or offline: keep what we have
 fi
 
 if [ "$(cat "$KDIR/.stamp" 2>/dev/null)" != "$want" ] &&
@@ -50,6 +56,7 @@ if [ "$(cat "$KDIR/.stamp" 2>/dev/null)" != "$want" ] &&
 	echo "$want" >"$KDIR.new/.stamp"
 	mv "$KDIR.new" "$KDIR"
 fi
+[ -z "$pkg" ] || touch "$KDIR/.checked" 2>/dev/null || true
 v=$(kver)
 
 # The ELF vmlinux, decompressed from the bzImage the way the kernel's own

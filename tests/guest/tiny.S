@@ -13,6 +13,11 @@ _start:
 	lea	stack_top(%rip), %rsp	/* the boot protocol gives us no stack */
 	lea	hello(%rip), %rsi
 	call	puts
+	/* Open the port, as a driver does: enable the receive interrupt
+	 * (we poll, but that is what tells the UART someone listens). */
+	mov	$0x3f9, %dx
+	mov	$1, %al
+	out	%al, (%dx)
 	/* Echo one line: poll the line status register for data ready. */
 1:	mov	$0x3fd, %dx
 	in	(%dx), %al

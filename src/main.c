@@ -25,6 +25,7 @@
 #include "virtio/virtio.h"
 #include "virtio/virtio_pci.h"
 #include "virtio/console.h"
+#include "virtio/net.h"
 #include "virtio/rng.h"
 #include "x86/acpi.h"
 #include "vm/vm.h"
@@ -45,6 +46,7 @@
 
 #define MAX_INITRDS 16
 #define MAX_DISKS 26
+#define MAX_NICS 8
 #define MAX_CPUS 64
 
 static const char usage_line[] =
@@ -63,8 +65,10 @@ static const char help_text[] =
 	"  --initrd=<file>         initial ramdisk; repeat to concatenate several\n"
 	"  --block=<file>[,ro]     a virtio disk backed by <file> (vda, vdb, ... in order);\n"
 	"                          ,ro makes it read-only; repeat for more disks\n"
-	"  --tunnet=<ip>|bridge:<name>\n"
-	"                          a virtio network card on a tap (not supported yet)\n"
+	"  --tunnet=<ip>[/prefix]|bridge:<name>[,mac=<mac>][,vhost=off]\n"
+	"                          a virtio network card on a new tap device: the host\n"
+	"                          side gets <ip> (default prefix /24), or the tap joins\n"
+	"                          the bridge; repeat for more cards\n"
 	"  --cpus=<n>              number of vCPUs (1-64, default 1)\n"
 	"  --verbose, -v           trace setup, devices and unusual exits on stderr\n"
 	"  --help, -h              this text\n"
@@ -83,6 +87,8 @@ struct options {
 	int n_initrds;
 	const char *disks[MAX_DISKS];
 	int n_disks;
+	const char *nics[MAX_NICS];
+	int n_nics;
 	int ncpus;
 	char *cmdline;
 };
@@ -175,11 +181,6 @@ static char *build_cmdline(char **args, int n)
 	return s;
 }
 
-static void unsupported_yet(const char *opt)
-{
-	usage_error("%s is not supported yet in this version of lguest", opt);
-}
-
 enum { OPT_VERSION = 256, OPT_CPUS };
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -207,7 +208,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 			verbose_on = true;
 			break;
 		case 't':
-			unsupported_yet("--tunnet");
+			if (o->n_nics == MAX_NICS)
+				usage_error("at most %d --tunnet cards", MAX_NICS);
+			o->nics[o->n_nics++] = optarg;
 			break;
 		case 'b':
 			if (o->n_disks == MAX_DISKS)
@@ -360,6 +363,11 @@ static void setup_pci_devices(const struct options *o, struct guest_mem *gm)
 		die_host("%s", last_error());
 	for (int i = 0; i < o->n_disks; i++) {
 		if (blk_device_create(o->disks[i], i, &dev))
+			die_input("%s", last_error());
+		add_virtio(dev, gm);
+	}
+	for (int i = 0; i < o->n_nics; i++) {
+		if (net_device_create(o->nics[i], i, &dev))
 			die_input("%s", last_error());
 		add_virtio(dev, gm);
 	}

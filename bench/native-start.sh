@@ -18,7 +18,7 @@ if [ ! -w /dev/kvm ]; then
 fi
 for i in $(seq "$runs"); do
 	echo | ./lguest --verbose 64 "$tmp/tiny.elf" 2>&1 >/dev/null |
-		awk '/start cost:/ { print "start", $4 } /launcher overhead/ { print "mem", $(NF-1) }'
+		sed -nE 's/.*start cost: ([0-9.]+) ms.*/start \1/p; s/.*launcher overhead (-?[0-9]+) KiB.*/mem \1/p'
 done >"$tmp/samples"
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 start=$(awk '$1 == "start" { print $2 }' "$tmp/samples" | median)

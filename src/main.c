@@ -206,6 +206,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		switch (c) {
 		case 'v':
 			verbose_on = true;
+			verbose("lguest %s", LGUEST_VERSION);	/* starts the trace clock */
 			break;
 		case 't':
 			if (o->n_nics == MAX_NICS)

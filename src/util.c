@@ -11,9 +11,22 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 bool verbose_on;
+
+/* Seconds since lguest started, for the trace: where the time goes. */
+static double elapsed(void)
+{
+	static struct timespec t0;
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (!t0.tv_sec && !t0.tv_nsec)
+		t0 = t;
+	return (t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9;
+}
 
 void verbose(const char *fmt, ...)
 {
@@ -22,7 +35,7 @@ void verbose(const char *fmt, ...)
 	if (!verbose_on)
 		return;
 	va_start(ap, fmt);
-	fputs("lguest: ", stderr);
+	fprintf(stderr, "lguest: [%8.3f] ", elapsed());
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);

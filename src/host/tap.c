@@ -89,12 +89,14 @@ static int if_ioctl(unsigned long req, const char *what, struct ifreq *ifr)
 	return ret;
 }
 
+/* A zeroed request naming the interface (names are at most 15 bytes). */
 static void ifr_for(struct ifreq *ifr, const char *ifname)
 {
 	memset(ifr, 0, sizeof(*ifr));
 	snprintf(ifr->ifr_name, IFNAMSIZ, "%s", ifname);
 }
 
+/* Read-modify-write: other flags (multicast, ...) stay as the kernel set them. */
 int tap_set_up(const char *ifname)
 {
 	struct ifreq ifr;
@@ -114,6 +116,7 @@ static void ifr_inet(struct ifreq *ifr, struct in_addr a)
 	memcpy(&ifr->ifr_addr, &sin, sizeof(sin));
 }
 
+/* The host's end of the link, so the guest has someone to talk to. */
 int tap_set_ipv4(const char *ifname, struct in_addr addr, int prefix)
 {
 	struct in_addr mask;
@@ -134,6 +137,7 @@ int tap_set_ipv4(const char *ifname, struct in_addr addr, int prefix)
 	return tap_set_up(ifname);
 }
 
+/* Names reach sysfs paths and ioctls: refuse anything the kernel would. */
 bool tap_name_ok(const char *name)
 {
 	size_t n = strlen(name);
@@ -148,6 +152,7 @@ bool tap_name_ok(const char *name)
 	return true;
 }
 
+/* Before a tap exists: a typo in the bridge name costs nothing to undo. */
 int tap_check_bridge(const char *bridge)
 {
 	char path[64];
@@ -166,6 +171,7 @@ int tap_check_bridge(const char *bridge)
 	return 0;
 }
 
+/* Membership goes with the tap: deleting it leaves the bridge too. */
 int tap_join_bridge(const char *ifname, const char *bridge)
 {
 	struct ifreq ifr;
@@ -178,6 +184,7 @@ int tap_join_bridge(const char *ifname, const char *bridge)
 	return if_ioctl(SIOCBRADDIF, "cannot add the tap to bridge", &ifr);
 }
 
+/* 12 bytes once VERSION_1 is in: the header always has num_buffers. */
 int tap_set_vnet_hdr_size(int fd, int size)
 {
 	if (ioctl(fd, TUNSETVNETHDRSZ, &size) < 0)
@@ -185,6 +192,7 @@ int tap_set_vnet_hdr_size(int fd, int size)
 	return 0;
 }
 
+/* Never more than the guest said it can take, or it gets frames it cannot parse. */
 int tap_set_offload(int fd, unsigned int tun_flags)
 {
 	if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)tun_flags) < 0)
@@ -192,6 +200,7 @@ int tap_set_offload(int fd, unsigned int tun_flags)
 	return 0;
 }
 
+/* A name that resolves to an index is a live interface. */
 bool tap_exists(const char *ifname)
 {
 	return if_nametoindex(ifname) != 0;

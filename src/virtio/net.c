@@ -72,6 +72,7 @@ struct rx_used {
 /* One queued write: where its bytes are, until the write completes. */
 struct tx_slot {
 	struct virtio_net_hdr_v1 hdr;
+	u64 frame_len;
 	int niov;
 	struct iovec iov[NET_TX_SLOT_IOV];
 	u8 buf[NET_HDR_LEN + NET_TX_COPY];
@@ -113,6 +114,7 @@ struct net_dev {
 	unsigned int tx_queued;		/* writes queued on the ring */
 	struct io_uring ring;		/* a batch's writes in one system call */
 	bool uring_ok;
+	bool uring_off;			/* its writes fail here: stop after this batch */
 	u8 *tx_bounce;			/* header + frame of many pieces */
 
 	struct net_stats st;		/* updated with atomic adds */
@@ -120,6 +122,7 @@ struct net_dev {
 
 #define COUNT(n, field, v) __atomic_fetch_add(&(n)->st.field, (v), __ATOMIC_RELAXED)
 
+/* The card behind the transport's handle. */
 static struct net_dev *to_net(const struct virtio_dev *dev)
 {
 	return dev->priv;
@@ -266,6 +269,24 @@ static void tx_uring_broken(struct net_dev *n, unsigned int lost, int err)
 }
 
 /*
+ * A queued write failed.  Some kernels' io_uring cannot do a non-blocking
+ * write to a tap that write() does fine (Linux 6.1 refuses them), so try
+ * write() before calling the frame lost; if that works, stop using
+ * io_uring for this card.
+ */
+static void tx_retry(struct net_dev *n, struct tx_slot *s, int err)
+{
+	u64 errors = __atomic_load_n(&n->st.tx_errors, __ATOMIC_RELAXED);
+
+	tx_write_now(n, s->iov, s->niov, s->frame_len);
+	if (n->uring_ok && __atomic_load_n(&n->st.tx_errors, __ATOMIC_RELAXED) == errors) {
+		verbose("net %s: io_uring writes fail here (%s): one write per frame",
+			n->ifname, strerror(-err));
+		n->uring_off = true;
+	}
+}
+
+/*
  * Hand the batch's queued writes to the kernel in one system call, and
  * wait until every one is done: the chains they read go back to the
  * guest right after.  (A tap write never sleeps, so the kernel does them
@@ -284,7 +305,12 @@ static void tx_submit(struct net_dev *n)
 			return;
 		}
 		while (left && io_uring_peek_cqe(&n->ring, &cqe) == 0) {
-			tx_count(n, cqe->res, io_uring_cqe_get_data64(cqe));
+			struct tx_slot *s = &n->tx_slots[io_uring_cqe_get_data64(cqe)];
+
+			if (cqe->res < 0)
+				tx_retry(n, s, cqe->res);
+			else
+				tx_count(n, cqe->res, s->frame_len);
 			io_uring_cqe_seen(&n->ring, cqe);
 			left--;
 		}
@@ -306,11 +332,13 @@ static void tx_queue(struct net_dev *n, struct tx_slot *s, u64 frame_len)
 		io_uring_prep_write(sqe, n->fd, s->iov[0].iov_base, s->iov[0].iov_len, 0);
 	else
 		io_uring_prep_writev(sqe, n->fd, s->iov, s->niov, 0);
-	/* A full descriptor fails the write (-EAGAIN, counted as an error)
-	 * instead of parking it in the kernel, where tx_submit() would wait
-	 * for it forever.  A tap never fills up; a test's socket can. */
+	/* A full descriptor fails the write (-EAGAIN; tx_retry() then
+	 * waits its turn) instead of parking it in the kernel, where
+	 * tx_submit() would wait for it forever.  A tap never fills up; a
+	 * test's socket can. */
 	sqe->rw_flags = RWF_NOWAIT;
-	io_uring_sqe_set_data64(sqe, frame_len);
+	s->frame_len = frame_len;
+	io_uring_sqe_set_data64(sqe, n->tx_queued);
 	n->tx_queued++;
 }
 
@@ -377,6 +405,10 @@ static int tx_batch(struct net_dev *n)
 	}
 	if (n->tx_queued)
 		tx_submit(n);
+	if (n->uring_off && n->uring_ok) {
+		io_uring_queue_exit(&n->ring);
+		n->uring_ok = false;
+	}
 	if (done) {
 		vq_flush(vq);
 		virtio_signal(&n->vdev, NET_TXQ);
@@ -403,6 +435,7 @@ static int tx_drain(struct net_dev *n)
  * Receive: tap -> guest.
  */
 
+/* MRG_RXBUF: may a frame span several chains? */
 static bool mergeable(const struct net_dev *n)
 {
 	return virtio_has(&n->vdev, VIRTIO_NET_F_MRG_RXBUF);
@@ -675,7 +708,9 @@ static void *tx_thread(void *arg)
 	struct net_dev *n = arg;
 	struct virtqueue *vq = &n->vdev.vqs[NET_TXQ];
 
-	for (;;) {
+	/* A queue the driver never enabled has nothing to serve (vq_pop
+	 * would call it corrupt). */
+	while (vq->avail) {
 		vq_disable_kicks(vq);
 		if (tx_drain(n) < 0)
 			break;
@@ -700,7 +735,7 @@ static void *rx_thread(void *arg)
 	int delivered = 0, fd;
 
 	vq_disable_kicks(vq);
-	for (;;) {
+	while (vq->avail) {
 		switch (rx_drain(n, &delivered)) {
 		case RX_NO_FRAME:
 			fd = n->fd;
@@ -723,8 +758,11 @@ static void *rx_thread(void *arg)
 			vq_disable_kicks(vq);
 		}
 	}
+	wait_for(n, -1);
+	return NULL;
 }
 
+/* One thread per direction: a full rx ring never holds up transmits. */
 static int start_threads(struct net_dev *n)
 {
 	int err;
@@ -759,6 +797,7 @@ static void stop_threads(struct net_dev *n)
  * The ops the transport calls.
  */
 
+/* What we offer: the tap does checksums and segmentation both ways. */
 static u64 net_features(struct virtio_dev *dev)
 {
 	return 1ULL << VIRTIO_NET_F_MAC | 1ULL << VIRTIO_NET_F_STATUS |
@@ -800,15 +839,20 @@ static unsigned int tun_offloads(const struct virtio_dev *dev)
 	return f;
 }
 
-/* vhost-net signals call_fd directly: only usable if every queue has one. */
+/* vhost-net signals call_fd directly: only usable if both queues are
+ * enabled and each has one (MSI-X; INTx needs our ISR bookkeeping). */
 static bool vhost_fits(const struct virtio_dev *dev)
 {
 	for (int i = 0; i < 2; i++)
-		if (dev->vqs[i].kick_fd < 0 || dev->vqs[i].call_fd < 0)
+		if (!dev->vqs[i].desc || dev->vqs[i].kick_fd < 0 || dev->vqs[i].call_fd < 0)
 			return false;
 	return true;
 }
 
+/*
+ * DRIVER_OK: fix the header size, tell the tap which offloads the guest
+ * took, and start serving: vhost-net if it can, else our threads.
+ */
 static int net_activate_locked(struct net_dev *n)
 {
 	struct virtio_dev *dev = &n->vdev;
@@ -839,6 +883,7 @@ static int net_activate_locked(struct net_dev *n)
 	return start_threads(n);
 }
 
+/* ops->activate, on a vCPU thread: serialised with reset and cleanup. */
 static int net_activate(struct virtio_dev *dev)
 {
 	struct net_dev *n = to_net(dev);
@@ -850,6 +895,7 @@ static int net_activate(struct virtio_dev *dev)
 	return r;
 }
 
+/* Stop whoever serves the queues, and forget the chains we held. */
 static void net_stop_locked(struct net_dev *n)
 {
 	stop_threads(n);
@@ -862,6 +908,7 @@ static void net_stop_locked(struct net_dev *n)
 	n->rx_nused = 0;
 }
 
+/* ops->reset: the driver wrote status 0 (or the transport gave up). */
 static void net_reset(struct virtio_dev *dev)
 {
 	struct net_dev *n = to_net(dev);
@@ -940,6 +987,7 @@ static void tx_uring_init(struct net_dev *n)
 	n->uring_ok = true;
 }
 
+/* Everything but the tap: the card itself, ready for a transport. */
 struct virtio_dev *virtio_net_new(int fd, const struct net_opts *o)
 {
 	struct net_dev *n = calloc(1, sizeof(*n));
@@ -997,6 +1045,7 @@ static void net_shutdown(struct net_dev *n)
 	pthread_mutex_unlock(&n->lock);
 }
 
+/* Tests and benchmarks: the card is gone after this; main() never frees. */
 void virtio_net_free(struct virtio_dev *dev)
 {
 	struct net_dev *n;
@@ -1013,16 +1062,19 @@ void virtio_net_free(struct virtio_dev *dev)
 	free(n);
 }
 
+/* For messages and tests: which tap is ours. */
 const char *virtio_net_ifname(const struct virtio_dev *dev)
 {
 	return to_net(dev)->ifname;
 }
 
+/* For --verbose and tests: who moves the frames right now. */
 const char *virtio_net_backend(const struct virtio_dev *dev)
 {
 	return to_net(dev)->vhost_running ? "vhost-net" : "userspace";
 }
 
+/* Each counter read atomically (the threads add to them as we read). */
 void virtio_net_stats(const struct virtio_dev *dev, struct net_stats *st)
 {
 	const u64 *src = (const u64 *)&to_net(dev)->st;
@@ -1032,16 +1084,19 @@ void virtio_net_stats(const struct virtio_dev *dev, struct net_stats *st)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 }
 
+/* Tests and the fuzzer serve the queues themselves: no threads. */
 void virtio_net_sync_mode(struct virtio_dev *dev, bool on)
 {
 	to_net(dev)->sync_mode = on;
 }
 
+/* The tx thread's work, once, on the caller's thread. */
 int virtio_net_tx_sync(struct virtio_dev *dev)
 {
 	return tx_drain(to_net(dev));
 }
 
+/* The rx thread's work, once, on the caller's thread. */
 int virtio_net_rx_sync(struct virtio_dev *dev)
 {
 	int delivered = 0;
@@ -1113,6 +1168,7 @@ static int parse_option(const char *opt, struct net_spec *ns)
 		    opt);
 }
 
+/* The address (or bridge) first, then options, all before any tap exists. */
 int net_spec_parse(const char *spec, struct net_spec *ns)
 {
 	char buf[256], *save = NULL, *first, *opt;
@@ -1150,6 +1206,7 @@ static u64 fnv1a(u64 h, const void *p, size_t len)
 	return h;
 }
 
+/* Stable across runs, unique on the host: see net.h. */
 void net_default_mac(const char *ifname, int index, u8 mac[6])
 {
 	char host[256] = "";
@@ -1181,6 +1238,11 @@ static int configure_host_side(const struct net_spec *ns, const char *ifname)
 	return tap_set_up(ifname);
 }
 
+/*
+ * --tunnet, start to finish: everything that can be refused is checked
+ * before the tap exists, and a failure after that closes the tap (which
+ * deletes it).
+ */
 int net_device_create(const char *spec, int index, struct virtio_dev **out)
 {
 	struct net_spec ns;

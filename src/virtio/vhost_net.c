@@ -61,6 +61,7 @@ struct vhost_net *vhost_net_open(void)
 	return vh;
 }
 
+/* Closing the descriptor ends the kernel worker and drops its hold on the tap. */
 void vhost_net_close(struct vhost_net *vh)
 {
 	if (!vh)

@@ -1392,6 +1392,12 @@ int main(void)
 	test_spec();
 	test_default_mac();
 	test_tx_basic();
+	/* The same without io_uring: one write per frame. */
+	setenv("LGUEST_NO_IO_URING", "1", 1);
+	tap_diag("without io_uring:");
+	test_tx_basic();
+	test_tx_many_pieces();
+	unsetenv("LGUEST_NO_IO_URING");
 	test_tx_flags();
 	test_tx_malformed();
 	test_tx_many_pieces();

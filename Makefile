@@ -22,6 +22,8 @@ TSRCS   := $(sort $(wildcard tests/unit/test_*.c))
 STUBS   := $(filter-out $(TSRCS),$(sort $(wildcard tests/unit/*.c)))
 
 .PHONY: all check unit asan bench fuzz clean install
+# Keep the objects of every build: they are not throw-away intermediates.
+.SECONDARY:
 
 all: lguest
 

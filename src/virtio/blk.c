@@ -765,15 +765,6 @@ static int blk_serve(struct blk_dev *b, bool sync)
 	return served;
 }
 
-/* Empty an eventfd so poll() sleeps again. */
-static void drain_eventfd(int fd)
-{
-	u64 v;
-
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		verbose("blk: reading an eventfd: %s", strerror(errno));
-}
-
 /* The I/O thread: woken by kicks, completions, and reset. */
 static void *blk_thread(void *arg)
 {
@@ -797,10 +788,10 @@ static void *blk_thread(void *arg)
 		if (pfd[0].revents)
 			break;
 		if (pfd[1].revents)
-			drain_eventfd(pfd[1].fd);
+			eventfd_drain(pfd[1].fd);
 		if (b->use_uring) {
 			if (pfd[2].revents)
-				drain_eventfd(pfd[2].fd);
+				eventfd_drain(pfd[2].fd);
 			blk_flush_ring(b);
 		}
 		blk_serve(b, !b->use_uring);

@@ -421,15 +421,6 @@ static void ctl_serve(struct vcon *c)
 
 /* --- the device thread ------------------------------------------------------- */
 
-/* Empty an eventfd so poll() sleeps again. */
-static void drain_eventfd(int fd)
-{
-	u64 v;
-
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		verbose("virtio-console: reading an eventfd: %s", strerror(errno));
-}
-
 /*
  * The device thread: wakes on any queue's kick, or on reset's stop.  The
  * control queues are watched only under MULTIPORT (poll skips fd -1).
@@ -461,19 +452,19 @@ static void *vcon_thread(void *arg)
 		if (pfd[0].revents)
 			break;
 		if (pfd[3].revents) {
-			drain_eventfd(pfd[3].fd);
+			eventfd_drain(pfd[3].fd);
 			ctl_serve(c);
 		}
 		if (pfd[4].revents) {
-			drain_eventfd(pfd[4].fd);
+			eventfd_drain(pfd[4].fd);
 			ctl_flush(c);
 		}
 		if (pfd[2].revents) {
-			drain_eventfd(pfd[2].fd);
+			eventfd_drain(pfd[2].fd);
 			vcon_room(c);
 		}
 		if (pfd[1].revents) {
-			drain_eventfd(pfd[1].fd);
+			eventfd_drain(pfd[1].fd);
 			if (vcon_tx(c) < 0)
 				break;
 		}

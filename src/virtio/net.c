@@ -689,15 +689,6 @@ static int wait_for(struct net_dev *n, int fd)
 	}
 }
 
-/* Reset an eventfd's count, so the next poll waits for a new event. */
-static void drain_eventfd(int fd)
-{
-	u64 v;
-
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		verbose("net: eventfd read: %s", strerror(errno));
-}
-
 /*
  * tx: kicks off while we work (the guest need not exit to tell us what
  * we will find anyway), on again before we sleep, and a last look for
@@ -718,7 +709,7 @@ static void *tx_thread(void *arg)
 			continue;
 		if (!wait_for(n, vq->kick_fd))
 			return NULL;
-		drain_eventfd(vq->kick_fd);
+		eventfd_drain(vq->kick_fd);
 	}
 	wait_for(n, -1);
 	return NULL;
@@ -754,7 +745,7 @@ static void *rx_thread(void *arg)
 		if (!wait_for(n, fd))
 			return NULL;
 		if (fd == vq->kick_fd) {
-			drain_eventfd(fd);
+			eventfd_drain(fd);
 			vq_disable_kicks(vq);
 		}
 	}
@@ -774,7 +765,7 @@ static int start_threads(struct net_dev *n)
 	if (err) {
 		eventfd_write(n->stop_fd, 1);
 		pthread_join(n->tx_tid, NULL);
-		drain_eventfd(n->stop_fd);
+		eventfd_drain(n->stop_fd);
 		return fail("net: cannot start the rx thread: %s", strerror(err));
 	}
 	n->threads_running = true;
@@ -789,7 +780,7 @@ static void stop_threads(struct net_dev *n)
 	eventfd_write(n->stop_fd, 1);
 	pthread_join(n->tx_tid, NULL);
 	pthread_join(n->rx_tid, NULL);
-	drain_eventfd(n->stop_fd);
+	eventfd_drain(n->stop_fd);
 	n->threads_running = false;
 }
 

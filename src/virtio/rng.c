@@ -102,15 +102,6 @@ static void rng_serve(struct rng *r)
 	}
 }
 
-/* Empty an eventfd so poll() sleeps again. */
-static void drain_eventfd(int fd)
-{
-	u64 v;
-
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		verbose("virtio-rng: reading an eventfd: %s", strerror(errno));
-}
-
 /* The device thread: wakes on a kick, or on reset's stop. */
 static void *rng_thread(void *arg)
 {
@@ -132,7 +123,7 @@ static void *rng_thread(void *arg)
 		if (pfd[0].revents)
 			break;
 		if (pfd[1].revents) {
-			drain_eventfd(pfd[1].fd);
+			eventfd_drain(pfd[1].fd);
 			rng_serve(r);
 		}
 	}

@@ -8,8 +8,11 @@
  */
 #include "virtio/virtio.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 /* A queue index the device made up is a bug in lguest, not in the guest. */
 static void check_qidx(const struct virtio_dev *dev, int qidx)
@@ -43,4 +46,12 @@ void virtio_needs_reset(struct virtio_dev *dev)
 {
 	if (dev->needs_reset)
 		dev->needs_reset(dev);
+}
+
+void eventfd_drain(int fd)
+{
+	u64 v;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		verbose("reading eventfd %d: %s", fd, strerror(errno));
 }

@@ -94,4 +94,7 @@ void virtio_interrupt(struct virtio_dev *dev, int qidx);
 /* The guest broke the rules (corrupt ring): flag NEEDS_RESET, keep running. */
 void virtio_needs_reset(struct virtio_dev *dev);
 
+/* Empty an eventfd (a kick, a stop request) so poll() sleeps again. */
+void eventfd_drain(int fd);
+
 #endif

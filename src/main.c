@@ -59,7 +59,8 @@ static const char help_text[] =
 	"  <mem-in-mb>             guest RAM in MiB (e.g. 256)\n"
 	"  vmlinux                 the kernel: a bzImage (e.g. /boot/vmlinuz-*) or an ELF vmlinux\n"
 	"  args...                 the guest kernel command line, after lguest's fast-boot\n"
-	"                          defaults (yours win); console=ttyS0 unless you name one\n"
+	"                          defaults (yours win; loglevel=7 undoes their 'quiet');\n"
+	"                          console=ttyS0 unless you name one\n"
 	"\n"
 	"Options:\n"
 	"  --initrd=<file>         initial ramdisk; repeat to concatenate several\n"
@@ -156,8 +157,11 @@ static u64 parse_mem(const char *arg)
 static char *build_cmdline(char **args, int n)
 {
 	static const char console[] = "console=ttyS0 ";
+	/* quiet: every byte on the emulated UART is an exit to us, and a
+	 * stock kernel prints ~50 KiB while booting; loglevel=7 brings the
+	 * messages back. */
 	static const char defaults[] =
-		"reboot=k panic=-1 tsc=reliable no_timer_check "
+		"quiet reboot=k panic=-1 tsc=reliable no_timer_check "
 		"i8042.noaux i8042.nomux i8042.nopnp 8250.nr_uarts=1 "
 		"cryptomgr.notests";
 	bool has_console = false;
@@ -451,6 +455,7 @@ int main(int argc, char **argv)
 		.n_initrd = o.n_initrds,
 		.cmdline = o.cmdline,
 		.ncpus = o.ncpus,
+		.cache_async = true,
 	};
 	pci_for_each_irq(collect_pci_irq, &bs);
 	env = getenv("LGUEST_NO_HOST_DECOMPRESS");

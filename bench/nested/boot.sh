@@ -34,7 +34,7 @@ if [ -z "${BZIMAGE:-}" ] || [ -z "${VMLINUX:-}" ]; then eval "$(tests/e2e/kernel
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/lguest-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
-APPEND="console=ttyS0 reboot=t panic=-1 tsc=reliable no_timer_check"
+APPEND="console=ttyS0 quiet reboot=t panic=-1 tsc=reliable no_timer_check"
 APPEND="$APPEND i8042.noaux i8042.nomux i8042.nopnp 8250.nr_uarts=1 cryptomgr.notests lgtest=uptime"
 QEMU=(qemu-system-x86_64 -M microvm -enable-kvm -cpu host -m 256 -smp 1
 	-nodefaults -no-user-config -nographic -serial stdio -L "$QEMU_FW"

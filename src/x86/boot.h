@@ -48,6 +48,7 @@ struct boot_setup {
 	int n_pci_irqs;
 	bool no_host_decompress;	/* force the bzImage path */
 	const char *cache_dir;		/* NULL: $XDG_CACHE_HOME/lguest or ~/.cache/lguest; "" disables */
+	bool cache_async;		/* write the cache on a thread while the guest starts */
 };
 
 /* How the boot CPU starts: 64-bit long mode, paging on, interrupts off. */

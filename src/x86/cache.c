@@ -18,6 +18,7 @@
 #include "x86/x86.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,8 +136,38 @@ static int write_all(int fd, const u8 *p, u64 len)
 	return 0;
 }
 
-/* Store the payload under a temporary name, then rename it into place:
- * concurrent launchers and crashes can only ever leave whole files. */
+/*
+ * An unnamed file in dir (O_TMPFILE) that becomes path only once it is
+ * whole: if lguest ends mid-write, nothing is left behind.  Where the
+ * filesystem has no O_TMPFILE, a temporary name renamed into place.
+ */
+static int cache_open_tmp(const char *dir, const char *path, char **tmp)
+{
+	int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+
+	*tmp = NULL;
+	if (fd >= 0)
+		return fd;
+	if (asprintf(tmp, "%s.XXXXXX", path) < 0) {
+		*tmp = NULL;
+		return -1;
+	}
+	return mkstemp(*tmp);
+}
+
+static int cache_publish(int fd, const char *tmp, const char *path)
+{
+	char proc[64];
+
+	if (tmp)
+		return rename(tmp, path);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	/* linkat() will not replace: a stale (corrupt) entry goes first. */
+	unlink(path);
+	return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+/* Store the payload under path, whole or not at all. */
 void cache_write(const char *path, const struct blob *payload)
 {
 	char *dir = strdup(path), *tmp = NULL, *slash;
@@ -147,21 +178,22 @@ void cache_write(const char *path, const struct blob *payload)
 	slash = dir ? strrchr(dir, '/') : NULL;
 	if (slash && slash != dir)
 		*slash = '\0';
-	if (!slash || make_dirs(dir) < 0 || asprintf(&tmp, "%s.XXXXXX", path) < 0) {
+	if (!slash || make_dirs(dir) < 0) {
 		verbose("cache: cannot create the directory for %s: %s", path, strerror(errno));
-		tmp = NULL;
 		goto out;
 	}
-	fd = mkstemp(tmp);
+	fd = cache_open_tmp(dir, path, &tmp);
 	if (fd < 0) {
-		verbose("cache: cannot create %s: %s", tmp, strerror(errno));
+		verbose("cache: cannot create a file in %s: %s", dir, strerror(errno));
 		goto out;
 	}
 	ok = write_all(fd, payload->data, payload->size) == 0;
+	ok = ok && cache_publish(fd, tmp, path) == 0;
 	ok = close(fd) == 0 && ok;
-	if (!ok || rename(tmp, path) < 0) {
+	if (!ok) {
 		verbose("cache: cannot write %s: %s", path, strerror(errno));
-		unlink(tmp);
+		if (tmp)
+			unlink(tmp);
 		goto out;
 	}
 	verbose("cache: stored %s (%llu MiB) in %.1f ms", path,
@@ -169,4 +201,44 @@ void cache_write(const char *path, const struct blob *payload)
 out:
 	free(tmp);
 	free(dir);
+}
+
+struct cache_job {
+	char *path;
+	struct blob payload;
+};
+
+static void *cache_writer(void *arg)
+{
+	struct cache_job *job = arg;
+
+	cache_write(job->path, &job->payload);
+	blob_free(&job->payload);
+	free(job->path);
+	free(job);
+	return NULL;
+}
+
+/*
+ * Write the cache on a thread of its own, taking ownership of payload: the
+ * guest can start while the file is written.  If lguest ends first, the
+ * unnamed file simply vanishes and the next boot decompresses again.
+ */
+void cache_write_async(const char *path, struct blob *payload)
+{
+	struct cache_job *job = malloc(sizeof(*job));
+	pthread_t t;
+
+	if (job) {
+		job->path = strdup(path);
+		job->payload = *payload;
+		if (job->path && pthread_create(&t, NULL, cache_writer, job) == 0) {
+			pthread_detach(t);
+			memset(payload, 0, sizeof(*payload));
+			return;
+		}
+		free(job->path);
+		free(job);
+	}
+	cache_write(path, payload);	/* no thread: write it now */
 }

@@ -235,6 +235,8 @@ int payload_load(struct guest_mem *gm, const struct boot_setup *s,
 char *cache_path(const char *cache_dir, const struct blob *file);
 int cache_read(const char *path, u64 expect_size, struct blob *out);
 void cache_write(const char *path, const struct blob *payload);
+/* The same on a background thread; takes ownership of payload (zeroed). */
+void cache_write_async(const char *path, struct blob *payload);
 
 /* elf.c */
 struct elf_image {

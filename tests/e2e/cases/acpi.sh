@@ -53,6 +53,18 @@ case_poweroff() {
 	rm -rf "$ACPI_DIR"
 }
 
+# Four vCPUs (the nested machine has two: they share) all come online,
+# and a poweroff still ends lguest with 0.
+case_smp4() {
+	local st
+	acpi_setup || return 1
+	timeout "$ACPI_TIMEOUT" "$LGUEST" --cpus=4 --initrd="$INITRD" 256 "$BZIMAGE" \
+		lgtest=poweroff </dev/null >"$ACPI_DIR/log" 2>&1 && st=0 || st=$?
+	[ $st -eq 0 ] || acpi_fail "lguest exited $st" || return 1
+	acpi_has "LGTEST poweroff cpus 4" || acpi_fail "the guest did not see 4 CPUs" || return 1
+	rm -rf "$ACPI_DIR"
+}
+
 # A kernel panic (sysrq c) with the pvpanic driver bound: exit status 3.
 case_panic() {
 	local st

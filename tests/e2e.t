@@ -68,8 +68,15 @@ if [ $how = native ]; then
 fi
 export NESTED_ENV="BZIMAGE VMLINUX KVER INITRD LGUEST E2E_CASES E2E_CASE_TIMEOUT
 	BOOT_TIMEOUT BLK_TIMEOUT NET_TIMEOUT CON_TIMEOUT RNG_TIMEOUT ACPI_TIMEOUT"
-tests/e2e/nested.sh tests/e2e/run-cases.sh
+# The TAP comes back as a file in the shared results directory rather than
+# through the machine's console streams: a file cannot interleave or drop
+# lines.  The last run's TAP stays in tests/e2e/work/e2e-last.tap.
+out=$WORK/e2e-out
+rm -rf "$out" && mkdir -p "$out"
+NESTED_OUT=$out tests/e2e/nested.sh bash -c 'tests/e2e/run-cases.sh >"$NESTED_OUT/tap" 2>&1'
 st=$?
+cp "$out/tap" "$WORK/e2e-last.tap" 2>/dev/null
+cat "$out/tap" 2>/dev/null || echo "# e2e: no TAP came back from the nested machine"
 [ $st = 124 ] && echo "# e2e: the nested machine timed out (NESTED_TIMEOUT=$NESTED_TIMEOUT s)"
 [ $st = 125 ] && echo "# e2e: the nested machine failed"
 exit $st

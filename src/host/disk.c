@@ -9,6 +9,7 @@
 #include "virtio/blk.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -149,8 +150,28 @@ out:
 }
 
 /* main()'s one call per --block: all the policy above, then the device. */
+struct disk_stop {
+	struct virtio_dev *dev;
+	int fd;
+};
+
+/*
+ * An orderly stop (the guest powered off, SIGTERM, Ctrl-A x): let the
+ * requests in flight finish (reset waits for them), then push what they
+ * wrote to the disk, as a real machine's firmware would flush its disks.
+ */
+static void disk_stop(void *arg)
+{
+	struct disk_stop *ds = arg;
+
+	ds->dev->ops->reset(ds->dev);
+	if (fdatasync(ds->fd) < 0)
+		verbose("disk: fdatasync at exit: %s", strerror(errno));
+}
+
 int blk_device_create(const char *spec, int index, struct virtio_dev **out)
 {
+	struct disk_stop *ds;
 	struct disk_spec d;
 	char serial[32];
 	u64 size, id;
@@ -167,6 +188,11 @@ int blk_device_create(const char *spec, int index, struct virtio_dev **out)
 	if (!*out) {
 		close(fd);
 		return -1;
+	}
+	ds = malloc(sizeof(*ds));
+	if (ds) {
+		*ds = (struct disk_stop){ *out, fd };
+		at_cleanup(disk_stop, ds);
 	}
 	verbose("vd%c: %s, %llu sectors%s, serial %s", 'a' + index, d.path,
 		(unsigned long long)(size / 512), d.ro ? ", read-only" : "", serial);

@@ -62,6 +62,12 @@ for ((i = 1; i <= BENCH_RUNS; i++)); do
 	measure lguest-warm env XDG_CACHE_HOME="$cache" "$LGUEST" --initrd="$INITRD" 256 "$BZIMAGE" lgtest=uptime
 	measure qemu-bzImage "${QEMU[@]}" -kernel "$BZIMAGE"
 	measure qemu-PVH "${QEMU[@]}" -kernel "$VMLINUX"
+	# More vCPUs: the warm lguest path against QEMU's fastest (PVH).
+	for n in 2 4; do
+		measure lguest-warm-${n}cpu env XDG_CACHE_HOME="$cache" "$LGUEST" --cpus=$n \
+			--initrd="$INITRD" 256 "$BZIMAGE" lgtest=uptime
+		measure qemu-PVH-${n}cpu "${QEMU[@]}" -kernel "$VMLINUX" -smp $n
+	done
 done
 
 # median ROW: "wall uptime launcher" medians of ROW's runs (empty if none).
@@ -80,7 +86,8 @@ where=native
 echo "boot: lgtest=uptime, 256 MiB, 1 vCPU, $where; median of $BENCH_RUNS; seconds"
 printf '%-34s %8s %9s %9s\n' row wall uptime launcher
 declare -A launcher wall
-for row in lguest-cold lguest-warm qemu-bzImage qemu-PVH; do
+for row in lguest-cold lguest-warm qemu-bzImage qemu-PVH \
+	lguest-warm-2cpu qemu-PVH-2cpu lguest-warm-4cpu qemu-PVH-4cpu; do
 	read -r w u l <<<"$(median $row)"
 	if [ -z "${w:-}" ]; then
 		printf '%-34s %8s\n' "$row" failed
@@ -106,3 +113,5 @@ ratio() {
 echo "launcher-share ratios:"
 ratio "lguest-cold / qemu-bzImage" lguest-cold qemu-bzImage
 ratio "lguest-warm / qemu-PVH" lguest-warm qemu-PVH
+ratio "lguest-warm / qemu-PVH, 2 vCPUs" lguest-warm-2cpu qemu-PVH-2cpu
+ratio "lguest-warm / qemu-PVH, 4 vCPUs" lguest-warm-4cpu qemu-PVH-4cpu

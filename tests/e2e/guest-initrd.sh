@@ -4,7 +4,8 @@
 #
 # Contents: busybox-static (with a symlink per applet), the kernel's virtio
 # modules and their dependencies (plain .ko, in load order), the /init
-# below, and every tests/e2e/guest/NAME.sh as /tests/NAME.sh.
+# below, every tests/e2e/guest/NAME.sh as /tests/NAME.sh, and every
+# tests/e2e/guest/bin/NAME.c compiled (gcc -O2 -static -pthread) as /bin/NAME.
 #
 # The guest's /init mounts proc, sys and devtmpfs, inserts the modules, then
 # runs /tests/NAME.sh for the kernel command-line parameter lgtest=NAME (a
@@ -16,7 +17,8 @@
 #   # modules: NAME...
 # (module names as modprobe knows them; dependencies come along).
 #
-# Rebuilt only when this script, a guest script or the kernel changed.
+# Rebuilt only when this script, a guest script or program, or the kernel
+# changed.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -51,6 +53,12 @@ if newer_than "$OUT" "$0" "$E2E/lib.sh" "$E2E/guest" "$KDIR/.stamp" &&
 	done
 
 	cp "$E2E"/guest/*.sh "$root/tests/"
+	for c in "$E2E"/guest/bin/*.c; do
+		[ -f "$c" ] || continue
+		name=${c##*/}; name=${name%.c}
+		rm -f "$root/bin/$name"
+		gcc -O2 -static -pthread -o "$root/bin/$name" "$c" || die "cannot compile $c"
+	done
 
 	cat >"$root/init" <<'INIT'
 #!/bin/sh

@@ -81,6 +81,7 @@ def listen(port):
     return s
 
 up, down = listen(5001), listen(5002)
+open(out + ".ready", "w").close()   # the guest may connect from now on
 c, _ = up.accept()
 h, n = hashlib.sha256(), 0
 while True:
@@ -99,6 +100,13 @@ PY
 	python3 "$NET_DIR/server.py" "$NET_DIR/upload" 2097152 "$NET_TIMEOUT" \
 		>"$NET_DIR/server.log" 2>&1 &
 	NET_PIDS="${NET_PIDS:-} $!"
+	# Python starts slowly in the nested machine, and a guest boots in a
+	# few seconds: start the guest only once the ports are listening.
+	local i=0
+	while [ ! -e "$NET_DIR/upload.ready" ] && [ $i -lt 600 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
 }
 
 # net_transfer OPTS BACKEND: boot a guest on --tunnet=<sub>.1/24OPTS, ping,

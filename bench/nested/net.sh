@@ -1,0 +1,178 @@
+#!/bin/bash
+# bench/nested/net.sh: network throughput rows of `make bench`, run by
+# bench/run where KVM can boot a stock kernel (inside the nested test
+# machine here, natively on a host with vmx/svm).
+#
+# One guest workload (tests/e2e/guest/netbench.sh: Debian's stock kernel,
+# the e2e guest initramfs, 256 MiB, 1 vCPU), two launchers, each on a tap
+# with a link-local /24 of its own:
+#   lguest  --tunnet=<sub>.1/24          (vhost-net)
+#   qemu    microvm,pcie=on + virtio-net-pci on tap qtap0, vhost=on
+# and, the userspace backends, lguest ",vhost=off" against QEMU vhost=off.
+# The guest sends NET_MIB MiB (default 16:
+# the nested machine is emulated, so a few MB/s) to the host over TCP, then
+# receives as much, NET_ROUNDS times (default BENCH_RUNS, or 3) in one boot.
+# The host side (a python3 server here) times each transfer: from accept()
+# to the end of the fixed byte count (guest to host), and from accept() to
+# the guest closing after it has read every byte (host to guest).  Rows:
+# the median of the rounds in MB/s (10^6 bytes per second), then
+# lguest / QEMU against the target (>= 1.20).
+#
+# Every address is 169.254.x.x on taps made here and gone at the end; the
+# nested machine has no other network.
+#
+# Uses BZIMAGE, INITRD, LGUEST, QEMU_FW (set by bench/run; the defaults
+# find them in the tree), NET_MIB, NET_ROUNDS, BENCH_TIMEOUT.
+set -u
+cd "$(dirname "$0")/../.."
+. tests/e2e/lib.sh
+: "${LGUEST:=$TOP/lguest}"
+if [ -z "${BZIMAGE:-}" ]; then eval "$(tests/e2e/kernel.sh)"; fi
+: "${INITRD:=$(tests/e2e/guest-initrd.sh)}"
+: "${QEMU_FW:=/usr/share/qemu}"
+: "${NET_MIB:=16}"
+: "${NET_ROUNDS:=${BENCH_RUNS:-3}}"
+: "${BENCH_TIMEOUT:=300}"
+
+if ! command -v python3 >/dev/null; then
+	echo "# SKIP: no python3 for the host side"
+	exit 0
+fi
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/lguest-netbench.XXXXXX")
+SERVER=
+QTAP=qtap0
+cleanup() {
+	[ -n "$SERVER" ] && { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; }
+	ip link del "$QTAP" 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+cat >"$TMP/server.py" <<'PY'
+# The host half: ROUNDS x (port 5001 receives SIZE bytes, port 5002 sends
+# SIZE bytes), each timed; one "up|down ROUND BYTES SECONDS" line per transfer.
+import socket, sys, time
+out, size, rounds, tmo = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+
+def listen(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("", port))
+    s.listen(1)
+    s.settimeout(tmo)
+    return s
+
+up, down = listen(5001), listen(5002)
+open(out + ".ready", "w").close()
+buf = bytearray(1 << 20)
+data = bytes(size)
+with open(out, "w", buffering=1) as f:
+    for r in range(1, rounds + 1):
+        c, _ = up.accept()
+        c.settimeout(tmo)
+        t, n = time.monotonic(), 0
+        while True:
+            k = c.recv_into(buf)
+            if not k:
+                break
+            n += k
+        f.write("up %d %d %.6f\n" % (r, n, time.monotonic() - t))
+        c.close()
+        c, _ = down.accept()
+        c.settimeout(tmo)
+        t = time.monotonic()
+        c.sendall(data)
+        c.shutdown(socket.SHUT_WR)
+        while c.recv_into(buf):     # until the guest has read it all and closed
+            pass
+        f.write("down %d %d %.6f\n" % (r, size, time.monotonic() - t))
+        c.close()
+PY
+
+APPEND="console=ttyS0 quiet reboot=t panic=-1 tsc=reliable no_timer_check"
+APPEND="$APPEND i8042.noaux i8042.nomux i8042.nopnp 8250.nr_uarts=1 cryptomgr.notests"
+GUEST_ARGS="lgtest=netbench lgnbmib=$NET_MIB lgnbrounds=$NET_ROUNDS"
+SIZE=$((NET_MIB * 1048576))
+declare -A mbps
+
+# run ROW SUB CMD...: start the server, run CMD (a guest on <SUB>.1), and
+# record ROW's median MB/s per direction in mbps[ROW,up] and mbps[ROW,down].
+run() {
+	local row=$1 sub=$2 st dir med i
+	shift 2
+	rm -f "$TMP/res" "$TMP/res.ready"
+	python3 "$TMP/server.py" "$TMP/res" "$SIZE" "$NET_ROUNDS" "$BENCH_TIMEOUT" \
+		>"$TMP/server.log" 2>&1 &
+	SERVER=$!
+	for ((i = 0; i < 300; i++)); do
+		[ -e "$TMP/res.ready" ] || ! kill -0 $SERVER 2>/dev/null && break
+		sleep 0.1
+	done
+	timeout "$BENCH_TIMEOUT" "$@" </dev/null >"$TMP/log" 2>&1 && st=0 || st=$?
+	kill "$SERVER" 2>/dev/null
+	wait "$SERVER" 2>/dev/null
+	SERVER=
+	if [ $st != 0 ] || ! grep -q "LGTEST netbench done" "$TMP/log" ||
+		[ "$(grep -c "^up .* $SIZE " "$TMP/res" 2>/dev/null)" != "$NET_ROUNDS" ] ||
+		[ "$(tr -d '\r' <"$TMP/log" | grep -c "^LGTEST netbench down .* $SIZE\$")" != "$NET_ROUNDS" ]; then
+		echo "# $row: failed (exit $st); the end of its output:"
+		{ tr -d '\r' <"$TMP/log"; cat "$TMP/server.log" "$TMP/res"; } 2>/dev/null |
+			tail -n 15 | sed 's/^/#   /'
+		return
+	fi
+	for dir in up down; do
+		med=$(awk -v d=$dir '$1 == d { print $3 / $4 / 1e6 }' "$TMP/res" | sort -n |
+			awk '{ v[NR] = $1 } END { if (NR) printf "%.1f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+		mbps[$row,$dir]=$med
+	done
+}
+
+# qemu_run ROW SUB VHOST: QEMU on a tap of our own with <SUB>.1/24.
+qemu_run() {
+	local row=$1 sub=$2 vhost=$3
+	ip link del "$QTAP" 2>/dev/null
+	if ! ip tuntap add "$QTAP" mode tap || ! ip addr add "$sub.1/24" dev "$QTAP" ||
+		! ip link set "$QTAP" up; then
+		echo "# $row: cannot make tap $QTAP"
+		return
+	fi
+	run "$row" "$sub" qemu-system-x86_64 -M microvm,pcie=on -enable-kvm -cpu host -m 256 -smp 1 \
+		-nodefaults -no-user-config -nographic -serial stdio -L "$QEMU_FW" \
+		-kernel "$BZIMAGE" -initrd "$INITRD" -no-reboot \
+		-append "$APPEND $GUEST_ARGS lgnet=$sub.2,$sub.1" \
+		-netdev tap,id=n0,ifname=$QTAP,script=no,downscript=no,vhost=$vhost \
+		-device virtio-net-pci,netdev=n0
+	ip link del "$QTAP" 2>/dev/null
+}
+
+# lguest_run ROW SUB OPTS
+lguest_run() {
+	run "$1" "$2" "$LGUEST" --tunnet="$2.1/24$3" --initrd="$INITRD" 256 "$BZIMAGE" \
+		$GUEST_ARGS lgnet="$2.2,$2.1"
+}
+
+lguest_run lguest-vhost 169.254.171 ""
+qemu_run qemu-vhost 169.254.172 on
+lguest_run lguest-user 169.254.173 ",vhost=off"
+qemu_run qemu-user 169.254.174 off
+
+where=native
+[ -n "${NESTED:-}" ] && where="nested KVM (TCG + SVM outer machine)"
+echo "net: TCP, $NET_MIB MiB per transfer, 256 MiB, 1 vCPU, $where; median of $NET_ROUNDS; MB/s"
+echo "     (qemu: microvm,pcie=on + virtio-net-pci on a tap)"
+printf '%-34s %9s %9s\n' row lguest qemu
+# ratio NAME LROW QROW DIR
+row() {
+	local l=${mbps[$2,$4]:-} q=${mbps[$3,$4]:-}
+	printf '%-34s %9s %9s' "$1" "${l:-failed}" "${q:-failed}"
+	if [ -z "$l" ] || [ -z "$q" ]; then
+		printf '   ratio n/a\n'
+		return
+	fi
+	awk -v l="$l" -v q="$q" 'BEGIN { r = (q > 0) ? l / q : 99
+		printf "   ratio %.2f  target >= 1.20  %s\n", r, (r >= 1.2) ? "met" : "MISSED" }'
+}
+row "guest->host, vhost-net" lguest-vhost qemu-vhost up
+row "host->guest, vhost-net" lguest-vhost qemu-vhost down
+row "guest->host, userspace" lguest-user qemu-user up
+row "host->guest, userspace" lguest-user qemu-user down

@@ -1,0 +1,145 @@
+/*
+ * blkbench.c: virtio-blk throughput as the guest sees it (busybox has no
+ * fio).  Built static into the e2e guest initramfs by guest-initrd.sh and
+ * run by tests/e2e/guest/blkbench.sh for bench/nested/blk.sh.
+ *
+ *   blkbench [DEVICE [SECONDS]]      (defaults /dev/vda, 3 s per job)
+ *
+ * Each job opens DEVICE with O_DIRECT (so every request reaches the
+ * device, not the guest's page cache) and runs QD threads for SECONDS,
+ * each thread doing one blocking pread/pwrite at a time: QD requests in
+ * flight.  Random jobs pick aligned offsets from a per-thread generator;
+ * sequential jobs share one cursor that walks the device and wraps.
+ * Prints one line per job:  LGTEST blkbench NAME MBPS  (MB = 10^6 bytes).
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct job {
+	const char *name;
+	int write, seq;
+	size_t bs;
+	int qd;
+};
+
+static const struct job jobs[] = {
+	{ "randread-4k-qd32", 0, 0, 4096, 32 },
+	{ "randwrite-4k-qd32", 1, 0, 4096, 32 },
+	{ "seqread-1m-qd4", 0, 1, 1 << 20, 4 },
+	{ "seqwrite-1m-qd4", 1, 1, 1 << 20, 4 },
+};
+
+static int fd;
+static uint64_t dev_size;
+static const struct job *job;
+static volatile int stop;
+static uint64_t cursor;		/* sequential jobs: next offset (atomic) */
+
+struct worker {
+	pthread_t tid;
+	uint64_t seed, bytes;
+	int failed;
+};
+
+static uint64_t next_rand(uint64_t *s)
+{
+	/* xorshift64* */
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545F4914F6CDD1DULL;
+}
+
+static void *run(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t blocks = dev_size / job->bs;
+	void *buf;
+
+	if (posix_memalign(&buf, 4096, job->bs)) {
+		w->failed = 1;
+		return NULL;
+	}
+	memset(buf, 0x5a, job->bs);
+	while (!stop) {
+		uint64_t off;
+		ssize_t n;
+
+		if (job->seq)
+			off = (__atomic_fetch_add(&cursor, 1, __ATOMIC_RELAXED) % blocks) * job->bs;
+		else
+			off = (next_rand(&w->seed) % blocks) * job->bs;
+		n = job->write ? pwrite(fd, buf, job->bs, off) : pread(fd, buf, job->bs, off);
+		if (n != (ssize_t)job->bs) {
+			perror(job->write ? "blkbench: pwrite" : "blkbench: pread");
+			w->failed = 1;
+			break;
+		}
+		w->bytes += job->bs;
+	}
+	free(buf);
+	return NULL;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	const char *dev = argc > 1 ? argv[1] : "/dev/vda";
+	double secs = argc > 2 ? atof(argv[2]) : 3.0;
+	int status = 0;
+
+	fd = open(dev, O_RDWR | O_DIRECT);
+	if (fd < 0 || (off_t)(dev_size = lseek(fd, 0, SEEK_END)) <= 0) {
+		perror(dev);
+		return 1;
+	}
+	for (size_t j = 0; j < sizeof(jobs) / sizeof(jobs[0]); j++) {
+		struct worker w[64] = { 0 };
+		uint64_t bytes = 0;
+		struct timespec ts = { (time_t)secs, (long)((secs - (time_t)secs) * 1e9) };
+		double t0, t1;
+		int failed = 0;
+
+		job = &jobs[j];
+		stop = 0;
+		cursor = 0;
+		t0 = now();
+		for (int i = 0; i < job->qd; i++) {
+			w[i].seed = 0x9e3779b97f4a7c15ULL * (i + 1) + j;
+			pthread_create(&w[i].tid, NULL, run, &w[i]);
+		}
+		nanosleep(&ts, NULL);
+		stop = 1;
+		for (int i = 0; i < job->qd; i++) {
+			pthread_join(w[i].tid, NULL);
+			bytes += w[i].bytes;
+			failed |= w[i].failed;
+		}
+		t1 = now();
+		if (job->write)
+			fsync(fd);
+		if (failed) {
+			printf("LGTEST blkbench %s failed\n", job->name);
+			status = 1;
+		} else {
+			printf("LGTEST blkbench %s %.1f\n", job->name, bytes / (t1 - t0) / 1e6);
+		}
+		fflush(stdout);
+	}
+	close(fd);
+	return status;
+}

@@ -1,0 +1,40 @@
+# Guest test "netbench": TCP throughput over one virtio-net card, for
+# bench/nested/net.sh (the host side, which does the timing).
+#
+# Run as  ... lgtest=netbench lgnet=<our ip>,<host ip> lgnbmib=<MiB> lgnbrounds=<n>
+# The host listens on <host ip>: port 5001 takes what we send (guest to
+# host), port 5002 sends us a fixed byte count and closes (host to guest).
+# Each round is one upload of lgnbmib MiB, then one download of as much.
+# The host measures both (wall time of a fixed byte count, from its side
+# of the socket), since busybox has no sub-second clock; we only move the
+# bytes and say whether each transfer completed, as
+#   LGTEST netbench up <round> ok|failed
+#   LGTEST netbench down <round> <bytes received>
+# and finally "LGTEST netbench done".
+
+. /tests/net-lib.sh
+MIB=64
+ROUNDS=3
+for arg in $(cat /proc/cmdline); do
+	case $arg in
+	lgnbmib=*) MIB=${arg#lgnbmib=} ;;
+	lgnbrounds=*) ROUNDS=${arg#lgnbrounds=} ;;
+	esac
+done
+net_up || { echo "LGTEST netbench done"; reboot -f; }
+
+# The first packets wait for ARP; one ping settles it before timing starts.
+ping -c 1 -w 30 "$PEER" >/dev/null 2>&1 || echo "LGTEST netbench ping failed"
+
+r=1
+while [ $r -le "$ROUNDS" ]; do
+	if head -c $((MIB * 1048576)) /dev/zero | nc "$PEER" 5001; then
+		echo "LGTEST netbench up $r ok"
+	else
+		echo "LGTEST netbench up $r failed"
+	fi
+	echo "LGTEST netbench down $r $(nc "$PEER" 5002 </dev/null | wc -c)"
+	r=$((r + 1))
+done
+echo "LGTEST netbench done"
+reboot -f

@@ -62,11 +62,16 @@ measure() {
 	shift
 	timeout "$BENCH_TIMEOUT" "$@" </dev/null >"$TMP/log" 2>&1 && st=0 || st=$?
 	tr -d '\r' <"$TMP/log" |
-		awk '$1 == "LGTEST" && $2 == "blkbench" && $4 ~ /^[0-9.]+$/ { print $3, $4 }' >"$TMP/one"
+		sed -n 's/.*\(LGTEST blkbench \)/\1/p' | # a console line may come first
+		awk '$4 ~ /^[0-9.]+$/ { print $3, $4 }' >"$TMP/one"
 	if [ $st != 0 ] || [ ! -s "$TMP/one" ]; then
 		echo "# $row: failed (exit $st); the end of its output:"
 		tr -d '\r' <"$TMP/log" | tail -n 15 | sed 's/^/#   /'
 		return 1
+	fi
+	if tr -d '\r' <"$TMP/log" | grep -qE 'LGTEST blkbench (.* failed|error)'; then
+		echo "# $row: a workload failed; the guest said:"
+		tr -d '\r' <"$TMP/log" | grep -E 'LGTEST|blkbench' | sed 's/^/#   /'
 	fi
 	cat "$TMP/one" >>"$TMP/$row"
 }

@@ -84,6 +84,10 @@ case_blk() {
 	[ "$(blk_val past-end)" = refused ] || blk_fail "a write past the end of vda worked" || return 1
 	[ "$(blk_val write-b)" = refused ] || blk_fail "a write to read-only vdb worked" || return 1
 	[ "$(blk_val discard-a)" = ok ] || blk_fail "discard on vda failed" || return 1
+	[ "$(blk_val reloads)" = 2 ] || blk_fail "virtio_blk reloaded $(blk_val reloads) of 2 times" ||
+		return 1
+	[ "$(blk_val reload-read)" = "$want_w" ] ||
+		blk_fail "vda read the wrong data after the device was reset" || return 1
 
 	# What the files hold now.
 	[ "$(stat -c %s "$a")" = 8388608 ] || blk_fail "a.img changed size" || return 1

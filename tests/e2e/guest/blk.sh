@@ -58,5 +58,21 @@ fi
 echo "LGTEST blk discard-read $(dd if=/dev/vda bs=64k skip=64 count=16 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)"
 
 sync
+
+# Device reset, twice: unloading virtio_blk resets both disks through the
+# transport, loading it again probes them afresh.  The data must still
+# read back through the reset devices.
+reloads=0
+for round in 1 2; do
+	rmmod virtio_blk 2>/dev/null && insmod /lib/modules/virtio_blk.ko 2>/dev/null &&
+		reloads=$((reloads + 1))
+	i=0
+	while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+done
+echo "LGTEST blk reloads $reloads"
+echo "LGTEST blk reload-read $(dd if=/dev/vda bs=64k skip=32 count=16 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)"
 echo "LGTEST blk done"
 reboot -f

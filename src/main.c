@@ -135,13 +135,13 @@ static u64 parse_mem(const char *arg)
 	u64 mib, host_mib;
 
 	if (!parse_u64(arg, &mib))
-		usage_error("'%s' is not a memory size: give guest RAM in MiB, e.g. 256", arg);
+		die_input("'%s' is not a memory size: give guest RAM in MiB, e.g. 256", arg);
 	if (mib == 0)
-		usage_error("memory size 0: give guest RAM in MiB, e.g. 256");
+		die_input("memory size 0: give guest RAM in MiB, e.g. 256");
 	if (sysinfo(&si) == 0) {
 		host_mib = ((u64)si.totalram * si.mem_unit) >> 20;
 		if (mib > host_mib)
-			usage_error("%llu MiB is more memory than this host has (%llu MiB)",
+			die_input("%llu MiB is more memory than this host has (%llu MiB); give less",
 				    (unsigned long long)mib, (unsigned long long)host_mib);
 	}
 	return mib;
@@ -214,22 +214,22 @@ static void parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 't':
 			if (o->n_nics == MAX_NICS)
-				usage_error("at most %d --tunnet cards", MAX_NICS);
+				die_input("at most %d --tunnet cards", MAX_NICS);
 			o->nics[o->n_nics++] = optarg;
 			break;
 		case 'b':
 			if (o->n_disks == MAX_DISKS)
-				usage_error("at most %d --block disks (vda to vdz)", MAX_DISKS);
+				die_input("at most %d --block disks (vda to vdz)", MAX_DISKS);
 			o->disks[o->n_disks++] = optarg;
 			break;
 		case 'i':
 			if (o->n_initrds == MAX_INITRDS)
-				usage_error("at most %d --initrd files", MAX_INITRDS);
+				die_input("at most %d --initrd files", MAX_INITRDS);
 			o->initrds[o->n_initrds++] = optarg;
 			break;
 		case OPT_CPUS:
 			if (!parse_u64(optarg, &n) || n < 1 || n > MAX_CPUS)
-				usage_error("--cpus=%s: give a number of vCPUs from 1 to %d",
+				die_input("--cpus=%s: give a number of vCPUs from 1 to %d",
 					    optarg, MAX_CPUS);
 			o->ncpus = n;
 			break;

@@ -19,13 +19,15 @@ ok() {	# ok <0|1> <name> [diag]
 	fi
 }
 
-# expect <status> <regex for stderr> <name> -- command...
+# expect <status> <regex for stderr> <name> -- command...: and the error
+# is one line (EXPECT_LINES=2 for usage errors: the message, then usage).
 expect() {
 	local want=$1 re=$2 name=$3; shift 4
 	local err status lines
 	err=$("$@" 2>&1 >/dev/null </dev/null); status=$?
 	lines=$(printf '%s\n' "$err" | grep -c . || true)
-	if [ "$status" = "$want" ] && printf '%s' "$err" | grep -Eq -- "$re"; then
+	if [ "$status" = "$want" ] && printf '%s' "$err" | grep -Eq -- "$re" &&
+	   [ "$lines" = "${EXPECT_LINES:-1}" ]; then
 		ok 0 "$name"
 	else
 		ok 1 "$name" "status $status (want $want), stderr: $err"
@@ -47,10 +49,10 @@ printf '\xb7\x00' | dd of="$T/arm.elf" bs=1 seek=18 conv=notrunc status=none
 printf '\x55\xaa' | dd of="$T/short-bz" bs=1 seek=510 conv=notrunc status=none
 printf '\x04' | dd of="$T/short-bz" bs=1 seek=497 conv=notrunc status=none
 
-expect 2 'Usage: lguest' "no arguments: usage, status 2" -- $LG
-expect 2 "unknown option '--frobnicate'" "unknown long option" -- $LG --frobnicate 64 "$T/tiny.elf"
-expect 2 "unknown option '-q'" "unknown short option" -- $LG -q 64 "$T/tiny.elf"
-expect 2 'missing vmlinux' "memory but no kernel" -- $LG 64
+EXPECT_LINES=2 expect 2 'Usage: lguest' "no arguments: usage, status 2" -- $LG
+EXPECT_LINES=2 expect 2 "unknown option '--frobnicate'" "unknown long option" -- $LG --frobnicate 64 "$T/tiny.elf"
+EXPECT_LINES=2 expect 2 "unknown option '-q'" "unknown short option" -- $LG -q 64 "$T/tiny.elf"
+EXPECT_LINES=2 expect 2 'missing vmlinux' "memory but no kernel" -- $LG 64
 expect 2 "'abc' is not a memory size" "memory not a number" -- $LG abc "$T/tiny.elf"
 expect 2 "'64k' is not a memory size" "memory with a suffix" -- $LG 64k "$T/tiny.elf"
 expect 2 'memory size 0' "memory of 0" -- $LG 0 "$T/tiny.elf"
@@ -64,6 +66,23 @@ expect 2 "$T/arm.elf.*(machine|x86)" "ELF for another machine" -- $LG 64 "$T/arm
 expect 2 "$T/short-bz.*(truncated|short|too old|protocol)" "truncated bzImage" -- $LG 64 "$T/short-bz"
 expect 2 "$T/nope.img.*No such file" "missing initrd" -- $LG --initrd="$T/nope.img" 64 "$T/tiny.elf"
 expect 2 "$T/dir.*(directory|not a regular file)" "initrd is a directory" -- $LG --initrd="$T/dir" 64 "$T/tiny.elf"
+# Disks: refused before anything starts, and the file is left as it was.
+head -c 1000 /dev/zero > "$T/odd.img"
+expect 2 "$T/nodisk.img.*(does not exist|No such file)" "missing disk image" -- $LG --block="$T/nodisk.img" 64 "$T/tiny.elf"
+expect 2 "$T/dir.*directory" "disk image is a directory" -- $LG --block="$T/dir" 64 "$T/tiny.elf"
+expect 2 "$T/odd.img.*512" "disk size not a multiple of 512" -- $LG --block="$T/odd.img" 64 "$T/tiny.elf"
+[ "$(stat -c %s "$T/odd.img")" = 1000 ] ; ok $? "the refused disk image keeps its size"
+[ ! -e "$T/nodisk.img" ] ; ok $? "a missing disk image is not created"
+# Network: a bridge that does not exist, and no tap left behind.
+if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
+	before=$(ls /sys/class/net | grep -c '^lguest' || true)
+	expect 2 "lgnosuchbr" "--tunnet to a missing bridge" -- $LG --tunnet=bridge:lgnosuchbr 64 "$T/tiny.elf"
+	after=$(ls /sys/class/net | grep -c '^lguest' || true)
+	[ "$before" = "$after" ] ; ok $? "no tap left behind after a refused --tunnet"
+	expect 2 "not-an-ip" "--tunnet with a bad address" -- $LG --tunnet=not-an-ip 64 "$T/tiny.elf"
+else
+	for i in 1 2 3; do n=$((n + 1)); echo "ok $n # SKIP needs root and /dev/net/tun"; done
+fi
 expect 2 '--cpus=0' "zero vCPUs" -- $LG --cpus=0 64 "$T/tiny.elf"
 expect 2 '--cpus=999' "too many vCPUs" -- $LG --cpus=999 64 "$T/tiny.elf"
 

@@ -93,6 +93,12 @@ else
 	n=$((n + 1)); echo "ok $n # SKIP stock kernel not unpacked yet"
 fi
 
+# The one accessor: only guest_mem.c turns guest addresses into host
+# pointers.  vm.c and vhost_net.c name the mapping's base too, but only to
+# describe whole RAM regions to KVM and vhost, never to translate.
+stray=$(grep -rnE '(gm|mem)->host\b' src | grep -vE '^src/(guest_mem\.c|vm/vm\.c|virtio/vhost_net\.c):')
+[ -z "$stray" ] ; ok $? "guest memory is reached only through guest_ptr()" "$stray"
+
 # Help and version go to stdout with status 0.
 out=$($LG --help 2>&1); s=$?
 [ $s = 0 ] && printf '%s' "$out" | grep -q -- '--initrd' ; ok $? "--help prints the options, status 0"

@@ -310,28 +310,10 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *c)
 	return 1;
 }
 
-/* Hand a chain back: the element, then (ordered after it) the index. */
-void vq_push(struct virtqueue *vq, u16 head, u32 len)
-{
-	struct virtq_used *used = vq->used;
-	struct virtq_used_elem *e;
-
-	/* A broken or reset ring is no longer ours to write. */
-	if (vq->broken || !used)
-		return;
-	e = &used->ring[vq->used_idx & (vq->size - 1)];
-	__atomic_store_n(&e->id, (u32)head, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->len, len, __ATOMIC_RELAXED);
-	vq->used_idx++;
-	/*
-	 * Release: the element above, and every byte the device wrote into
-	 * the chain's buffers, become visible to the driver before the index
-	 * that tells it to look (2.7.8.2).
-	 */
-	__atomic_store_n(&used->idx, vq->used_idx, __ATOMIC_RELEASE);
-}
-
-/* Write a used entry without publishing it: see vq_flush(). */
+/*
+ * Write a used entry without publishing it: see vq_flush().  vq_push() is
+ * the two together, for the usual one-chain-at-a-time case.
+ */
 void vq_fill(struct virtqueue *vq, u16 head, u32 len)
 {
 	struct virtq_used *used = vq->used;
@@ -352,9 +334,19 @@ void vq_flush(struct virtqueue *vq)
 
 	if (vq->broken || !used)
 		return;
-	/* Release: the filled entries and the buffer bytes behind them
-	 * become visible before the index that tells the driver to look. */
+	/*
+	 * Release: the filled entries, and every byte the device wrote into
+	 * their buffers, become visible to the driver before the index that
+	 * tells it to look (2.7.8.2).
+	 */
 	__atomic_store_n(&used->idx, vq->used_idx, __ATOMIC_RELEASE);
+}
+
+/* Hand a chain back: the element, then (ordered after it) the index. */
+void vq_push(struct virtqueue *vq, u16 head, u32 len)
+{
+	vq_fill(vq, head, len);
+	vq_flush(vq);
 }
 
 /*

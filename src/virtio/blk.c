@@ -26,7 +26,6 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -838,7 +837,6 @@ static int blk_activate(struct virtio_dev *dev)
 {
 	struct blk_dev *b = to_blk(dev);
 	struct virtqueue *vq = &dev->vqs[0];
-	sigset_t all, old;
 	int err;
 
 	if (b->running)
@@ -852,12 +850,7 @@ static int blk_activate(struct virtio_dev *dev)
 	b->stopping = false;
 	b->inflight = b->pushed = 0;
 	req_init(b);
-	/* Signals are for the vCPU and main threads; the I/O thread is
-	 * born with all of them blocked. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(&b->thread, NULL, blk_thread, b);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	err = virtio_thread_start(&b->thread, blk_thread, b);
 	if (err) {
 		ring_down(b);
 		close(b->stop_fd);

@@ -40,7 +40,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -478,7 +477,6 @@ static int vcon_activate(struct virtio_dev *dev)
 {
 	struct vcon *c = to_vcon(dev);
 	bool multiport = virtio_has(dev, VIRTIO_CONSOLE_F_MULTIPORT);
-	sigset_t all, old;
 	int err;
 
 	if (c->running)
@@ -495,11 +493,7 @@ static int vcon_activate(struct virtio_dev *dev)
 	c->guest_open = false;
 	c->rx_live = true;
 	pthread_mutex_unlock(&c->rx_lock);
-	/* Signals belong to the main thread; ours is born with all blocked. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(&c->thread, NULL, vcon_thread, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	err = virtio_thread_start(&c->thread, vcon_thread, c);
 	if (err) {
 		pthread_mutex_lock(&c->rx_lock);
 		c->rx_live = false;

@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,7 +133,6 @@ static void *rng_thread(void *arg)
 static int rng_activate(struct virtio_dev *dev)
 {
 	struct rng *r = to_rng(dev);
-	sigset_t all, old;
 	int err;
 
 	if (r->running)
@@ -144,11 +142,7 @@ static int rng_activate(struct virtio_dev *dev)
 	r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (r->stop_fd < 0)
 		return fail("virtio-rng: eventfd: %s", strerror(errno));
-	/* Signals belong to the main thread; ours is born with all blocked. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(&r->thread, NULL, rng_thread, r);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	err = virtio_thread_start(&r->thread, rng_thread, r);
 	if (err) {
 		close(r->stop_fd);
 		r->stop_fd = -1;

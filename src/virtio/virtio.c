@@ -9,6 +9,7 @@
 #include "virtio/virtio.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,4 +55,16 @@ void eventfd_drain(int fd)
 
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		verbose("reading eventfd %d: %s", fd, strerror(errno));
+}
+
+int virtio_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	int err;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(t, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return err;
 }

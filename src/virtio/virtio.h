@@ -94,6 +94,14 @@ void virtio_interrupt(struct virtio_dev *dev, int qidx);
 /* The guest broke the rules (corrupt ring): flag NEEDS_RESET, keep running. */
 void virtio_needs_reset(struct virtio_dev *dev);
 
+/*
+ * Start a device thread.  It is born with every signal blocked: signals
+ * belong to the main thread (SIGINT/SIGTERM) and the vCPU threads (their
+ * kick), whichever thread the device happens to be activated on.
+ * Returns pthread_create()'s error number.
+ */
+int virtio_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+
 /* Empty an eventfd (a kick, a stop request) so poll() sleeps again. */
 void eventfd_drain(int fd);
 

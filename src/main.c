@@ -48,6 +48,8 @@
 #define MAX_DISKS 26
 #define MAX_NICS 8
 #define MAX_CPUS 64
+/* Disks, cards, the console and the entropy source. */
+#define MAX_VIRTIO_DEVS (MAX_DISKS + MAX_NICS + 2)
 
 static const char usage_line[] =
 	"Usage: lguest [--verbose] [--tunnet=(<ipaddr>|bridge:<bridgename>)] "
@@ -349,11 +351,26 @@ static int setup_legacy_devices(void)
 }
 
 /* Put a virtio device on the PCI bus; its failure is the user's input. */
+static struct virtio_dev *virtio_devs[MAX_VIRTIO_DEVS];
+static int n_virtio_devs;
+
 static void add_virtio(struct virtio_dev *dev, struct guest_mem *gm)
 {
 	dev->gm = gm;
 	if (virtio_pci_add(dev))
 		die_host("%s", last_error());
+	virtio_devs[n_virtio_devs++] = dev;
+}
+
+/* Under --verbose, at exit: what each device did (see virtio_report). */
+static void report_devices(void)
+{
+	char where[16];
+
+	for (int i = 0; i < n_virtio_devs; i++) {
+		snprintf(where, sizeof(where), "00:%02x.0", virtio_pci_dev(virtio_devs[i])->slot);
+		virtio_report(virtio_devs[i], where);
+	}
 }
 
 /*
@@ -478,6 +495,7 @@ int main(int argc, char **argv)
 
 	status = vm_run_vcpus(serve);
 	verbose("guest stopped, exit status %d", status);
+	report_devices();
 	report_memory(&gm);
 	lguest_exit(status);
 }

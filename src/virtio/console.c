@@ -451,19 +451,19 @@ static void *vcon_thread(void *arg)
 		if (pfd[0].revents)
 			break;
 		if (pfd[3].revents) {
-			eventfd_drain(pfd[3].fd);
+			vq_kicked(&c->vdev.vqs[VCON_CTL_TXQ]);
 			ctl_serve(c);
 		}
 		if (pfd[4].revents) {
-			eventfd_drain(pfd[4].fd);
+			vq_kicked(&c->vdev.vqs[VCON_CTL_RXQ]);
 			ctl_flush(c);
 		}
 		if (pfd[2].revents) {
-			eventfd_drain(pfd[2].fd);
+			vq_kicked(&c->vdev.vqs[VCON_RXQ]);
 			vcon_room(c);
 		}
 		if (pfd[1].revents) {
-			eventfd_drain(pfd[1].fd);
+			vq_kicked(&c->vdev.vqs[VCON_TXQ]);
 			if (vcon_tx(c) < 0)
 				break;
 		}

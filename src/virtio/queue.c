@@ -18,6 +18,7 @@
 #include "virtio/queue.h"
 
 #include <string.h>
+#include <unistd.h>
 
 /* Descriptor flags (2.7.5). */
 #define VIRTQ_DESC_F_NEXT	1
@@ -109,6 +110,7 @@ int vq_start(struct virtqueue *vq, const struct guest_mem *gm, bool event_idx, b
 void vq_reset(struct virtqueue *vq)
 {
 	int kick_fd = vq->kick_fd, call_fd = vq->call_fd;
+	struct vq_stats stats = vq->stats;
 
 	/* Forget everything the driver told us, so a stale ring address can
 	 * never be used after the guest reset the device. */
@@ -116,6 +118,7 @@ void vq_reset(struct virtqueue *vq)
 	vq->msix_vector = VQ_NO_VECTOR;
 	vq->kick_fd = kick_fd;
 	vq->call_fd = call_fd;
+	vq->stats = stats;
 }
 
 /* The guest broke the ring's rules: say why, and never touch it again. */
@@ -307,7 +310,17 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *c)
 	if (!walk_chain(&w, head))
 		return vq_corrupt(vq, w.why, head);
 	vq->last_avail++;
+	vq_count(&vq->stats.chains, 1);
 	return 1;
+}
+
+/* The guest kicked: empty the doorbell's eventfd, counting the kicks. */
+void vq_kicked(struct virtqueue *vq)
+{
+	u64 n;
+
+	if (read(vq->kick_fd, &n, sizeof(n)) == sizeof(n))
+		vq_count(&vq->stats.kicks, n);
 }
 
 /*
@@ -422,9 +435,11 @@ void vq_disable_kicks(struct virtqueue *vq)
 {
 	if (vq->broken || !vq->used)
 		return;
-	/* With EVENT_IDX there is nothing to do: the driver only kicks when
-	 * it passes avail_event, which we simply stop moving. */
-	if (!vq->event_idx)
+	/* With EVENT_IDX the driver kicks when its index passes avail_event:
+	 * one behind what we pop next is a point it has already passed. */
+	if (vq->event_idx)
+		__atomic_store_n(avail_event(vq), (u16)(vq->last_avail - 1), __ATOMIC_RELAXED);
+	else
 		__atomic_store_n(&((struct virtq_used *)vq->used)->flags,
 				 VIRTQ_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
 }

@@ -49,6 +49,12 @@ struct virtqueue {
 
 	int kick_fd;			/* eventfd the guest's notify write signals */
 	int call_fd;			/* eventfd that interrupts the guest (may be -1) */
+
+	/* Activity since the launcher started (kept across resets), for
+	 * the --verbose report at exit.  One writer each: the device. */
+	struct vq_stats {
+		u64 kicks, chains, interrupts;
+	} stats;
 };
 
 /* One request: the chain's buffers, device-readable (out) first. */
@@ -96,6 +102,15 @@ bool vq_enable_kicks(struct virtqueue *vq);
 void vq_disable_kicks(struct virtqueue *vq);
 /* Are there available buffers not yet popped? */
 bool vq_has_avail(struct virtqueue *vq);
+/* After a wakeup on kick_fd: drain it (and count the kicks). */
+void vq_kicked(struct virtqueue *vq);
+
+/* Bump a counter only its one writer updates; readers may be elsewhere. */
+static inline void vq_count(u64 *counter, u64 n)
+{
+	__atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + n,
+			 __ATOMIC_RELAXED);
+}
 
 /* Copy helpers across a chain's iovecs (bounded by the chain). */
 size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len);

@@ -122,7 +122,7 @@ static void *rng_thread(void *arg)
 		if (pfd[0].revents)
 			break;
 		if (pfd[1].revents) {
-			eventfd_drain(pfd[1].fd);
+			vq_kicked(&r->vdev.vqs[0]);
 			rng_serve(r);
 		}
 	}

@@ -30,6 +30,8 @@ void virtio_signal(struct virtio_dev *dev, int qidx)
 	check_qidx(dev, qidx);
 	if (qidx >= 0 && !vq_need_signal(&dev->vqs[qidx]))
 		return;
+	if (qidx >= 0)
+		vq_count(&dev->vqs[qidx].stats.interrupts, 1);
 	if (dev->signal)
 		dev->signal(dev, qidx);
 }
@@ -47,6 +49,25 @@ void virtio_needs_reset(struct virtio_dev *dev)
 {
 	if (dev->needs_reset)
 		dev->needs_reset(dev);
+}
+
+void virtio_report(struct virtio_dev *dev, const char *where)
+{
+	if (!verbose_on)
+		return;
+	for (u32 q = 0; q < dev->ops->n_queues; q++) {
+		struct vq_stats *s = &dev->vqs[q].stats;
+		u64 kicks = __atomic_load_n(&s->kicks, __ATOMIC_RELAXED);
+		u64 chains = __atomic_load_n(&s->chains, __ATOMIC_RELAXED);
+		u64 irqs = __atomic_load_n(&s->interrupts, __ATOMIC_RELAXED);
+
+		if (kicks || chains || irqs)
+			verbose("%s %s queue %u: %llu kicks, %llu chains, %llu interrupts",
+				dev->ops->name, where, q, (unsigned long long)kicks,
+				(unsigned long long)chains, (unsigned long long)irqs);
+	}
+	if (dev->ops->report)
+		dev->ops->report(dev);
 }
 
 void eventfd_drain(int fd)

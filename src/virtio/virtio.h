@@ -62,6 +62,9 @@ struct virtio_dev_ops {
 	/* Stop serving and forget queue state; after return no thread of the
 	 * device touches guest memory.  Must tolerate reset without activate. */
 	void (*reset)(struct virtio_dev *dev);
+	/* Optional: the device's own counters, one verbose() line, for
+	 * the report at exit (virtio_report). */
+	void (*report)(struct virtio_dev *dev);
 };
 
 struct virtio_dev {
@@ -101,6 +104,13 @@ void virtio_needs_reset(struct virtio_dev *dev);
  * Returns pthread_create()'s error number.
  */
 int virtio_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+
+/*
+ * Under --verbose: what each queue of dev did (kicks from the driver,
+ * chains served, interrupts sent), then the device's own counters.
+ * where names the device's place ("00:03.0").
+ */
+void virtio_report(struct virtio_dev *dev, const char *where);
 
 /* Empty an eventfd (a kick, a stop request) so poll() sleeps again. */
 void eventfd_drain(int fd);

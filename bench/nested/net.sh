@@ -120,6 +120,7 @@ run() {
 			tail -n 15 | sed 's/^/#   /'
 		return
 	fi
+	tr -d '\r' <"$TMP/log" | sed -n "s/^LGTEST netbench stats /# $row guest: /p" >>"$TMP/notes"
 	for dir in up down; do
 		med=$(awk -v d=$dir '$1 == d { print $3 / $4 / 1e6 }' "$TMP/res" | sort -n |
 			awk '{ v[NR] = $1 } END { if (NR) printf "%.1f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
@@ -176,3 +177,4 @@ row "guest->host, vhost-net" lguest-vhost qemu-vhost up
 row "host->guest, vhost-net" lguest-vhost qemu-vhost down
 row "guest->host, userspace" lguest-user qemu-user up
 row "host->guest, userspace" lguest-user qemu-user down
+cat "$TMP/notes" 2>/dev/null

@@ -36,5 +36,13 @@ while [ $r -le "$ROUNDS" ]; do
 	echo "LGTEST netbench down $r $(nc "$PEER" 5002 </dev/null | wc -c)"
 	r=$((r + 1))
 done
+# What it took, for the bench's notes: packets each way and the card's
+# interrupts (fewer and bigger packets, fewer interrupts: less work for
+# a guest whose every exit is expensive).
+s=/sys/class/net/eth0/statistics
+dev=$(basename "$(readlink /sys/class/net/eth0/device)")
+irqs=$(awk -v d="$dev-" 'index($0, d "input") || index($0, d "output") {
+	for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i } END { print n + 0 }' /proc/interrupts)
+echo "LGTEST netbench stats tx_packets=$(cat $s/tx_packets) rx_packets=$(cat $s/rx_packets) interrupts=$irqs"
 echo "LGTEST netbench done"
 reboot -f

@@ -796,10 +796,10 @@ static int start_threads(struct net_dev *n)
 {
 	int err;
 
-	err = pthread_create(&n->tx_tid, NULL, tx_thread, n);
+	err = virtio_thread_start(&n->tx_tid, tx_thread, n);
 	if (err)
 		return fail("net: cannot start the tx thread: %s", strerror(err));
-	err = pthread_create(&n->rx_tid, NULL, rx_thread, n);
+	err = virtio_thread_start(&n->rx_tid, rx_thread, n);
 	if (err) {
 		eventfd_write(n->stop_fd, 1);
 		pthread_join(n->tx_tid, NULL);

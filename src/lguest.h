@@ -46,6 +46,8 @@ extern bool verbose_on;
 
 /* A line of trace on stderr, only under --verbose. */
 void verbose(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Nanoseconds on a clock that never jumps (CLOCK_MONOTONIC). */
+u64 monotonic_ns(void);
 /* A warning the user should always see. */
 void warn_user(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -16,6 +16,14 @@
 
 bool verbose_on;
 
+u64 monotonic_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (u64)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
 /* Seconds since lguest started, for the trace: where the time goes. */
 static double elapsed(void)
 {

@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Feature bits (5.2.3). */
@@ -819,14 +818,6 @@ static int blk_serve(struct blk_dev *b, bool sync)
 	return served;
 }
 
-static u64 now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (u64)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /*
  * Busy-wait up to BLK_POLL_NS for the driver's next request.
  * True: there is work (kicks stay off; blk_serve turns them back on when
@@ -836,7 +827,7 @@ static u64 now_ns(void)
 static bool blk_poll(struct blk_dev *b)
 {
 	struct virtqueue *vq = &b->vdev.vqs[0];
-	u64 deadline = now_ns() + BLK_POLL_NS;
+	u64 deadline = monotonic_ns() + BLK_POLL_NS;
 
 	vq_disable_kicks(vq);
 	do {
@@ -845,7 +836,7 @@ static bool blk_poll(struct blk_dev *b)
 				return true;
 			__builtin_ia32_pause();
 		}
-	} while (now_ns() < deadline);
+	} while (monotonic_ns() < deadline);
 	return vq_enable_kicks(vq);
 }
 

@@ -704,18 +704,10 @@ static int wait_for(struct net_dev *n, int fd)
 	}
 }
 
-static u64 now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (u64)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Woken by a kick: if the guest is streaming, let it queue more first. */
 static void tx_coalesce(struct net_dev *n)
 {
-	u64 now = now_ns();
+	u64 now = monotonic_ns();
 	bool streaming = now - n->tx_last_kick < NET_TX_STREAM_NS;
 
 	n->tx_last_kick = now;

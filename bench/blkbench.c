@@ -186,9 +186,10 @@ static double run_lguest(struct vqd *d, const struct job *j, double secs)
 		u16 head;
 		u32 len;
 
-		/* A running vCPU takes the interrupt without a scheduler
-		 * wakeup; spin a little before sleeping, as it would. */
-		for (double t = now() + 50e-6; !vqd_used_pending(q) && now() < t;)
+		/* A vCPU waiting for I/O halts, and KVM polls a halted vCPU
+		 * for up to 200 us (halt_poll_ns) before it really sleeps:
+		 * the driver here waits the same way. */
+		for (double t = now() + 200e-6; !vqd_used_pending(q) && now() < t;)
 			__builtin_ia32_pause();
 		if (!vqd_wait_used(q, VQD_TIMEOUT_MS, &head, &len))
 			abort();

@@ -850,7 +850,6 @@ static void *blk_thread(void *arg)
 		{ .fd = b->cq_fd, .events = POLLIN },
 	};
 	nfds_t n = b->use_uring ? 3 : 2;
-
 	bool busy;
 
 	/* The driver may have kicked before we were here to listen. */

@@ -28,13 +28,6 @@ struct vhost_net {
 	u64 features;		/* what this kernel's vhost-net offers */
 };
 
-/*
- * After it runs out of work, vhost's worker keeps polling the ring (and
- * the tap) for this long with the guest's kicks off, as our own blk I/O
- * thread does; QEMU's vhost-net "poll-us" option sets the same thing.
- */
-#define VHOST_BUSY_POLL_US	50
-
 /* Ring features vhost implements; the net ones it leaves to the tap. */
 #define VHOST_WANTED	(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_EVENT_IDX | \
 			 1ULL << VIRTIO_F_INDIRECT_DESC | 1ULL << VIRTIO_NET_F_MRG_RXBUF)
@@ -121,17 +114,12 @@ static int set_vring(struct vhost_net *vh, unsigned int i, const struct virtqueu
 	struct vhost_vring_file kick = { .index = i, .fd = vq->kick_fd };
 	struct vhost_vring_file call = { .index = i, .fd = vq->call_fd };
 
-	struct vhost_vring_state poll = { .index = i, .num = VHOST_BUSY_POLL_US };
-
 	if (ioctl(vh->fd, VHOST_SET_VRING_NUM, &num) < 0 ||
 	    ioctl(vh->fd, VHOST_SET_VRING_BASE, &base) < 0 ||
 	    ioctl(vh->fd, VHOST_SET_VRING_ADDR, &addr) < 0 ||
 	    ioctl(vh->fd, VHOST_SET_VRING_KICK, &kick) < 0 ||
 	    ioctl(vh->fd, VHOST_SET_VRING_CALL, &call) < 0)
 		return fail("vhost-net: setting up queue %u: %s", i, strerror(errno));
-	/* An optimisation: a kernel without it serves all the same. */
-	if (ioctl(vh->fd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &poll) < 0)
-		verbose("vhost-net: no busy polling (%s)", strerror(errno));
 	return 0;
 }
 

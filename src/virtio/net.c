@@ -788,10 +788,17 @@ static int start_threads(struct net_dev *n)
 {
 	int err;
 
-	err = virtio_thread_start(&n->tx_tid, tx_thread, n);
+	/*
+	 * Plain pthread_create(), not virtio_thread_start(): with every
+	 * signal blocked in these two threads the guest triple-faulted
+	 * during TCP transfers in the nested machine (3 of 5 runs of three
+	 * 16 MiB rounds each way; 0 of 4 with this).  Why is not understood
+	 * yet; see the note in issue 4.
+	 */
+	err = pthread_create(&n->tx_tid, NULL, tx_thread, n);
 	if (err)
 		return fail("net: cannot start the tx thread: %s", strerror(err));
-	err = virtio_thread_start(&n->rx_tid, rx_thread, n);
+	err = pthread_create(&n->rx_tid, NULL, rx_thread, n);
 	if (err) {
 		eventfd_write(n->stop_fd, 1);
 		pthread_join(n->tx_tid, NULL);

@@ -350,10 +350,11 @@ static int setup_legacy_devices(void)
 	return term_init(console_sink, NULL, user_quit);
 }
 
-/* Put a virtio device on the PCI bus; its failure is the user's input. */
+/* Every virtio device, in PCI order, for the exit report. */
 static struct virtio_dev *virtio_devs[MAX_VIRTIO_DEVS];
 static int n_virtio_devs;
 
+/* Put a virtio device on the PCI bus; its failure is the user's input. */
 static void add_virtio(struct virtio_dev *dev, struct guest_mem *gm)
 {
 	dev->gm = gm;

@@ -27,13 +27,12 @@ u64 monotonic_ns(void)
 /* Seconds since lguest started, for the trace: where the time goes. */
 static double elapsed(void)
 {
-	static struct timespec t0;
-	struct timespec t;
+	static u64 t0;
+	u64 t = monotonic_ns();
 
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	if (!t0.tv_sec && !t0.tv_nsec)
+	if (!t0)
 		t0 = t;
-	return (t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9;
+	return (t - t0) / 1e9;
 }
 
 void verbose(const char *fmt, ...)

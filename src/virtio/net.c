@@ -711,7 +711,7 @@ static void tx_coalesce(struct net_dev *n)
 	bool streaming = now - n->tx_last_kick < NET_TX_STREAM_NS;
 
 	n->tx_last_kick = now;
-	if (streaming && !n->sync_mode) {
+	if (streaming) {
 		struct timespec hold = { 0, NET_TX_HOLD_NS };
 
 		nanosleep(&hold, NULL);

@@ -18,7 +18,6 @@
 #include "virtio/queue.h"
 
 #include <string.h>
-#include <unistd.h>
 
 /* Descriptor flags (2.7.5). */
 #define VIRTQ_DESC_F_NEXT	1
@@ -312,15 +311,6 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *c)
 	vq->last_avail++;
 	vq_count(&vq->stats.chains, 1);
 	return 1;
-}
-
-/* The guest kicked: empty the doorbell's eventfd, counting the kicks. */
-void vq_kicked(struct virtqueue *vq)
-{
-	u64 n;
-
-	if (read(vq->kick_fd, &n, sizeof(n)) == sizeof(n))
-		vq_count(&vq->stats.kicks, n);
 }
 
 /*

@@ -102,8 +102,6 @@ bool vq_enable_kicks(struct virtqueue *vq);
 void vq_disable_kicks(struct virtqueue *vq);
 /* Are there available buffers not yet popped? */
 bool vq_has_avail(struct virtqueue *vq);
-/* After a wakeup on kick_fd: drain it (and count the kicks). */
-void vq_kicked(struct virtqueue *vq);
 
 /* Bump a counter only its one writer updates; readers may be elsewhere. */
 static inline void vq_count(u64 *counter, u64 n)

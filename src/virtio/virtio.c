@@ -70,12 +70,20 @@ void virtio_report(struct virtio_dev *dev, const char *where)
 		dev->ops->report(dev);
 }
 
-void eventfd_drain(int fd)
+u64 eventfd_drain(int fd)
 {
 	u64 v;
 
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	if (read(fd, &v, sizeof(v)) == sizeof(v))
+		return v;
+	if (errno != EAGAIN)
 		verbose("reading eventfd %d: %s", fd, strerror(errno));
+	return 0;
+}
+
+void vq_kicked(struct virtqueue *vq)
+{
+	vq_count(&vq->stats.kicks, eventfd_drain(vq->kick_fd));
 }
 
 int virtio_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)

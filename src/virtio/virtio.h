@@ -112,7 +112,10 @@ int virtio_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
  */
 void virtio_report(struct virtio_dev *dev, const char *where);
 
-/* Empty an eventfd (a kick, a stop request) so poll() sleeps again. */
-void eventfd_drain(int fd);
+/* Empty an eventfd (a kick, a stop request) so poll() sleeps again;
+ * returns the count it held (0 if none). */
+u64 eventfd_drain(int fd);
+/* After a wakeup on vq's kick_fd: drain it, counting the kicks. */
+void vq_kicked(struct virtqueue *vq);
 
 #endif

@@ -216,10 +216,12 @@ static int decompress_and_install(struct guest_mem *gm, const struct boot_setup 
 		payload_format(bz->payload, bz->payload_size),
 		(unsigned long long)(raw.size >> 20), now_ms() - t0);
 	ret = install(gm, s, &raw, k);
-	if (ret == 0 && cpath && s->cache_async)
-		cache_write_async(cpath, &raw);
-	else if (ret == 0 && cpath)
-		cache_write(cpath, &raw);
+	if (ret == 0 && cpath) {
+		if (s->cache_async)
+			cache_write_async(cpath, &raw);
+		else
+			cache_write(cpath, &raw);
+	}
 	blob_free(&raw);
 	return ret;
 }

@@ -24,7 +24,6 @@
 #include "x86/boot.h"
 
 #include <assert.h>
-#include <time.h>
 
 /* --- the boot protocol ----------------------------------------------- */
 
@@ -292,10 +291,7 @@ void zero_fill(u8 *p, u64 len);
 /* Monotonic milliseconds, for --verbose timings. */
 static inline double now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+	return monotonic_ns() / 1e6;
 }
 
 #endif

@@ -24,13 +24,7 @@
 # defaults find them in the tree).  BLK_MACHINE=q35 skips microvm.
 set -u
 cd "$(dirname "$0")/../.."
-. tests/e2e/lib.sh
-: "${LGUEST:=$TOP/lguest}"
-if [ -z "${BZIMAGE:-}" ]; then eval "$(tests/e2e/kernel.sh)"; fi
-: "${INITRD:=$(tests/e2e/guest-initrd.sh)}"
-: "${QEMU_FW:=/usr/share/qemu}"
-: "${BENCH_RUNS:=3}"
-: "${BENCH_TIMEOUT:=300}"
+. bench/nested-lib.sh
 : "${BLK_MACHINE:=microvm,pcie=on}"
 DISK_MB=512
 CACHE=writeback

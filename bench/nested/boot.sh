@@ -23,13 +23,7 @@
 # defaults find them in the tree).
 set -u
 cd "$(dirname "$0")/../.."
-. tests/e2e/lib.sh
-: "${LGUEST:=$TOP/lguest}"
-if [ -z "${BZIMAGE:-}" ] || [ -z "${VMLINUX:-}" ]; then eval "$(tests/e2e/kernel.sh)"; fi
-: "${INITRD:=$(tests/e2e/guest-initrd.sh)}"
-: "${QEMU_FW:=/usr/share/qemu}"
-: "${BENCH_RUNS:=3}"
-: "${BENCH_TIMEOUT:=300}"
+. bench/nested-lib.sh
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/lguest-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT

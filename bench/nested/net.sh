@@ -25,14 +25,9 @@
 # find them in the tree), NET_MIB, NET_ROUNDS, BENCH_TIMEOUT.
 set -u
 cd "$(dirname "$0")/../.."
-. tests/e2e/lib.sh
-: "${LGUEST:=$TOP/lguest}"
-if [ -z "${BZIMAGE:-}" ]; then eval "$(tests/e2e/kernel.sh)"; fi
-: "${INITRD:=$(tests/e2e/guest-initrd.sh)}"
-: "${QEMU_FW:=/usr/share/qemu}"
+. bench/nested-lib.sh
 : "${NET_MIB:=16}"
-: "${NET_ROUNDS:=${BENCH_RUNS:-3}}"
-: "${BENCH_TIMEOUT:=300}"
+: "${NET_ROUNDS:=$BENCH_RUNS}"
 
 if ! command -v python3 >/dev/null; then
 	echo "# SKIP: no python3 for the host side"

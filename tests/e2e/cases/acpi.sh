@@ -31,16 +31,22 @@ acpi_has() {
 	tr -d '\r' <"$ACPI_DIR/log" | grep -qF -- "$1"
 }
 
+# acpi_poweroff N: boot with N vCPUs into `poweroff -f`; lguest must exit
+# 0 and the guest must have seen N CPUs.  The log stays in $ACPI_DIR/log.
+acpi_poweroff() {
+	local st
+	acpi_setup || return 1
+	timeout "$ACPI_TIMEOUT" "$LGUEST" --cpus="$1" --initrd="$INITRD" 256 "$BZIMAGE" \
+		lgtest=poweroff </dev/null >"$ACPI_DIR/log" 2>&1 && st=0 || st=$?
+	[ $st -eq 0 ] || acpi_fail "lguest exited $st" || return 1
+	acpi_has "LGTEST poweroff cpus $1" || acpi_fail "the guest did not see $1 CPUs"
+}
+
 # `poweroff -f` in a 2-CPU guest: lguest exits 0 through ACPI S5, not
 # through the reboot that /init falls back to.  On the way the guest must
 # have found both CPUs (MADT) and the FADT, DSDT and MADT.
 case_poweroff() {
-	local st
-	acpi_setup || return 1
-	timeout "$ACPI_TIMEOUT" "$LGUEST" --cpus=2 --initrd="$INITRD" 256 "$BZIMAGE" \
-		lgtest=poweroff </dev/null >"$ACPI_DIR/log" 2>&1 && st=0 || st=$?
-	[ $st -eq 0 ] || acpi_fail "lguest exited $st" || return 1
-	acpi_has "LGTEST poweroff cpus 2" || acpi_fail "the guest did not see 2 CPUs" || return 1
+	acpi_poweroff 2 || return 1
 	for t in APIC DSDT FACP; do
 		acpi_has "LGTEST poweroff tables" &&
 			tr -d '\r' <"$ACPI_DIR/log" | grep "LGTEST poweroff tables" | grep -qw "$t" ||
@@ -56,12 +62,7 @@ case_poweroff() {
 # Four vCPUs (the nested machine has two: they share) all come online,
 # and a poweroff still ends lguest with 0.
 case_smp4() {
-	local st
-	acpi_setup || return 1
-	timeout "$ACPI_TIMEOUT" "$LGUEST" --cpus=4 --initrd="$INITRD" 256 "$BZIMAGE" \
-		lgtest=poweroff </dev/null >"$ACPI_DIR/log" 2>&1 && st=0 || st=$?
-	[ $st -eq 0 ] || acpi_fail "lguest exited $st" || return 1
-	acpi_has "LGTEST poweroff cpus 4" || acpi_fail "the guest did not see 4 CPUs" || return 1
+	acpi_poweroff 4 || return 1
 	rm -rf "$ACPI_DIR"
 }
 

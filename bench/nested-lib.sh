@@ -10,3 +10,39 @@ if [ -z "${BZIMAGE:-}" ] || [ -z "${VMLINUX:-}" ]; then eval "$(tests/e2e/kernel
 : "${QEMU_FW:=/usr/share/qemu}"
 : "${BENCH_RUNS:=3}"
 : "${BENCH_TIMEOUT:=300}"
+
+# bench_timeout SECS CMD...: CMD under a time limit, status 124 if it ran
+# out, like timeout(1); but first it prints where each of CMD's threads
+# sleeps in the kernel.  A launcher that hangs (once seen inside
+# KVM_CREATE_VM in the nested machine) then says where, in the run's log.
+bench_timeout() {
+	local secs=$1 pid watch st
+	shift
+	"$@" &
+	pid=$!
+	(
+		sleep "$secs"
+		kill -0 $pid 2>/dev/null || exit 0
+		echo "# $1 still running after $secs s; its threads' kernel stacks:"
+		for t in /proc/$pid/task/*; do
+			echo "#   thread ${t##*/} ($(cat "$t/comm" 2>/dev/null)):"
+			sed 's/^/#     /' "$t/stack" 2>/dev/null
+		done
+		kill -KILL $pid
+	) &
+	watch=$!
+	wait $pid
+	st=$?
+	kill $watch 2>/dev/null
+	wait $watch 2>/dev/null
+	[ $st = 137 ] && st=124
+	return $st
+}
+
+# run_log_tail LOG: the end of a failed run's output, for the table's
+# notes: the last 15 lines, and all of bench_timeout's stacks if it fired.
+run_log_tail() {
+	tr -d '\r' <"$1" | awk '/^# .* still running after/ { s = 1 } s { print; next }
+		{ t[NR % 15] = $0; n = NR } END { if (!s) for (i = n - 14; i <= n; i++) if (i > 0) print t[i % 15] }' |
+		sed 's/^/#   /'
+}

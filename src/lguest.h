@@ -31,6 +31,7 @@ typedef int64_t s64;
 #define ALIGN_DOWN(x, a) ((x) & ~((u64)(a) - 1))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define CLAMP(x, lo, hi) MIN(MAX((x), (lo)), (hi))
 
 #define LGUEST_VERSION "0.1.0"
 

@@ -309,16 +309,26 @@ static void user_quit(void)
 	vm_stop(EXIT_GUEST_DONE);
 }
 
-/* SIGINT/SIGTERM/SIGHUP: stop the guest in order, from the main loop. */
+static void dump_devices(void);
+
+/*
+ * SIGINT/SIGTERM/SIGHUP: stop the guest in order, from the main loop.
+ * SIGUSR2: print every queue's state and carry on (a guest that seems
+ * stuck: is it waiting for us?).
+ */
 static void signal_seen(void *arg, u32 events)
 {
 	struct signalfd_siginfo si;
 	int fd = *(int *)arg;
 
-	if (read(fd, &si, sizeof(si)) == sizeof(si)) {
-		verbose("signal %u: stopping the guest", si.ssi_signo);
-		vm_stop(128 + si.ssi_signo);
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (si.ssi_signo == SIGUSR2) {
+		dump_devices();
+		return;
 	}
+	verbose("signal %u: stopping the guest", si.ssi_signo);
+	vm_stop(128 + si.ssi_signo);
 }
 
 static int setup_signals(void)
@@ -330,6 +340,7 @@ static int setup_signals(void)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2);
 	/* Blocked in every thread (threads inherit this mask), taken by the
 	 * main loop through a signalfd: cleanup then runs in one place. */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
@@ -363,15 +374,28 @@ static void add_virtio(struct virtio_dev *dev, struct guest_mem *gm)
 	virtio_devs[n_virtio_devs++] = dev;
 }
 
-/* Under --verbose, at exit: what each device did (see virtio_report). */
-static void report_devices(void)
+/* Each device with its PCI slot ("00:03.0"), to fn. */
+static void for_each_device(void (*fn)(struct virtio_dev *, const char *))
 {
 	char where[16];
 
 	for (int i = 0; i < n_virtio_devs; i++) {
 		snprintf(where, sizeof(where), "00:%02x.0", virtio_pci_dev(virtio_devs[i])->slot);
-		virtio_report(virtio_devs[i], where);
+		fn(virtio_devs[i], where);
 	}
+}
+
+/* Under --verbose, at exit: what each device did (see virtio_report). */
+static void report_devices(void)
+{
+	for_each_device(virtio_report);
+}
+
+/* SIGUSR2: where the UART and every queue stand (see virtio_dump). */
+static void dump_devices(void)
+{
+	serial_dump(console_uart);
+	for_each_device(virtio_dump);
 }
 
 /*

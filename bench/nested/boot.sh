@@ -39,12 +39,12 @@ measure() {
 	local row=$1 start end up st
 	shift
 	start=$(date +%s.%N)
-	timeout "$BENCH_TIMEOUT" "$@" </dev/null >"$TMP/log" 2>&1 && st=0 || st=$?
+	bench_timeout "$BENCH_TIMEOUT" "$@" </dev/null >"$TMP/log" 2>&1 && st=0 || st=$?
 	end=$(date +%s.%N)
 	up=$(tr -d '\r' <"$TMP/log" | awk '$1 == "LGTEST" && $2 == "uptime" { print $3; exit }')
 	if [ $st != 0 ] || [ -z "$up" ]; then
 		echo "# $row: failed (exit $st); the end of its output:"
-		tr -d '\r' <"$TMP/log" | tail -n 15 | sed 's/^/#   /'
+		run_log_tail "$TMP/log"
 		return
 	fi
 	awk -v s="$start" -v e="$end" -v u="$up" 'BEGIN { printf "%.3f %.3f\n", e - s, u }' >>"$TMP/$row"

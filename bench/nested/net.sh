@@ -103,7 +103,7 @@ run() {
 		[ -e "$TMP/res.ready" ] || ! kill -0 $SERVER 2>/dev/null && break
 		sleep 0.1
 	done
-	timeout "$BENCH_TIMEOUT" "$@" </dev/null >"$TMP/log" 2>&1 && st=0 || st=$?
+	bench_timeout "$BENCH_TIMEOUT" "$@" </dev/null >"$TMP/log" 2>&1 && st=0 || st=$?
 	kill "$SERVER" 2>/dev/null
 	wait "$SERVER" 2>/dev/null
 	SERVER=
@@ -111,8 +111,8 @@ run() {
 		[ "$(grep -c "^up .* $SIZE " "$TMP/res" 2>/dev/null)" != "$NET_ROUNDS" ] ||
 		[ "$(tr -d '\r' <"$TMP/log" | grep -c "^LGTEST netbench down .* $SIZE\$")" != "$NET_ROUNDS" ]; then
 		echo "# $row: failed (exit $st); the end of its output:"
-		{ tr -d '\r' <"$TMP/log"; cat "$TMP/server.log" "$TMP/res"; } 2>/dev/null |
-			tail -n 15 | sed 's/^/#   /'
+		run_log_tail "$TMP/log"
+		cat "$TMP/server.log" "$TMP/res" 2>/dev/null | tail -n 5 | sed 's/^/#   host: /'
 		return
 	fi
 	tr -d '\r' <"$TMP/log" | sed -n "s/^LGTEST netbench stats /# $row guest: /p" >>"$TMP/notes"

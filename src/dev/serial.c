@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -272,6 +273,15 @@ size_t serial_room(struct serial *s)
 	room = RX_BUF - s->rx_count;
 	pthread_mutex_unlock(&s->lock);
 	return room;
+}
+
+void serial_dump(struct serial *s)
+{
+	pthread_mutex_lock(&s->lock);
+	fprintf(stderr, "lguest: serial: IER %#x LCR %#x MCR %#x, THR-empty interrupt %s, "
+		"line %s, %u bytes of input waiting\n", s->ier, s->lcr, s->mcr,
+		s->thr_int ? "pending" : "clear", s->irq_level ? "high" : "low", s->rx_count);
+	pthread_mutex_unlock(&s->lock);
 }
 
 void serial_set_room_callback(struct serial *s, void (*fn)(void *), void *arg)

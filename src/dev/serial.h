@@ -17,6 +17,8 @@ struct serial *serial_create(u16 base, u32 gsi, int out_fd);
  * the buffer is full: the caller stops reading until serial_room()). */
 size_t serial_input(struct serial *s, const u8 *buf, size_t len);
 size_t serial_room(struct serial *s);
+/* The registers and the interrupt line, as one line on stderr (SIGUSR2). */
+void serial_dump(struct serial *s);
 /* Called (from a vCPU thread) when buffer room appears after being full. */
 void serial_set_room_callback(struct serial *s, void (*fn)(void *), void *arg);
 

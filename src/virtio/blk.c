@@ -87,6 +87,27 @@
  * groups (one submit for many), large ones almost one by one.
  */
 #define BLK_BATCH_BYTES		(128u << 10)
+/*
+ * Interrupt coalescing.  An interrupt is the dearest thing we can give a
+ * busy guest (under nested KVM ~140 us of its CPU), and a guest with many
+ * requests outstanding keeps submitting while we answer.  So when
+ * answers are ready and the ring is empty, we may hold the interrupt a
+ * while, serving what arrives, and send one for the lot: at queue depth
+ * 32 in the nested machine, 0.2 interrupts per request instead of 1 and
+ * 2.7x the throughput.  A guest that waits for each answer (queue depth
+ * 1) would only be delayed, so a hold must pay: one that gathered a
+ * request earns BLK_HOLD_CREDIT more, one that gathered none spends a
+ * credit, and without credit we hold only every BLK_HOLD_PROBE-th time,
+ * to notice when holding starts to pay.  A hold lasts twice the average
+ * gap between requests (the time the next two need to arrive), within
+ * [BLK_HOLD_MIN_NS, BLK_HOLD_MAX_NS].
+ */
+#define BLK_HOLD_MIN_NS		2000
+#define BLK_HOLD_MAX_NS		500000
+#define BLK_HOLD_CREDIT		4
+#define BLK_HOLD_PROBE		32
+/* Longer gaps are idleness, not a request rate. */
+#define BLK_GAP_CAP_NS		(10 * BLK_HOLD_MAX_NS)
 
 /* The device's config space (5.2.4); little-endian, like the host. */
 struct blk_config {
@@ -163,6 +184,10 @@ struct blk_dev {
 	unsigned pushed;		/* used entries since the last signal */
 	bool stop_asked;		/* reset() wants the thread out of its spin */
 	u64 poll_ns;			/* the current polling window */
+	u64 gap_ns;			/* average time between requests */
+	u64 last_arrival;		/* when we popped the last one */
+	u8 hold_credit;			/* holds left before one must pay */
+	u8 hold_probe;			/* signals since the last hold */
 
 	struct blk_req *free_reqs;
 	struct blk_req reqs[BLK_QUEUE_SIZE];
@@ -776,9 +801,19 @@ static void blk_signal(struct blk_dev *b)
 	}
 }
 
+/* A request arrived: fold the gap since the last one into the average. */
+static void blk_arrival(struct blk_dev *b)
+{
+	u64 now = monotonic_ns();
+	u64 gap = MIN(now - b->last_arrival, (u64)BLK_GAP_CAP_NS);
+
+	b->last_arrival = now;
+	b->gap_ns = b->gap_ns - b->gap_ns / 8 + gap / 8;
+}
+
 /*
- * Pop and start everything available while we have slots, then tell the
- * driver about what finished.  Kicks stay off while we are draining (the
+ * Pop and start everything available while we have slots; the caller
+ * tells the driver what finished (blk_answer), except when synchronous.  Kicks stay off while we are draining (the
  * driver need not wake a thread that is already awake) and are re-enabled
  * only when the ring is empty.  Returns requests started, -1 if the ring
  * is corrupt.
@@ -801,6 +836,7 @@ static int blk_serve(struct blk_dev *b, bool sync)
 				req_put(b, r);
 				break;
 			}
+			blk_arrival(b);
 			batch += blk_start(b, r, sync);
 			served++;
 			if (batch >= BLK_BATCH_BYTES) {
@@ -815,7 +851,8 @@ static int blk_serve(struct blk_dev *b, bool sync)
 		if (rc < 0 || !b->free_reqs || !vq_enable_kicks(vq))
 			break;
 	}
-	blk_signal(b);
+	if (sync)
+		blk_signal(b);
 	if (rc < 0) {
 		verbose("blk: %s; device needs reset", last_error());
 		virtio_needs_reset(&b->vdev);
@@ -825,15 +862,14 @@ static int blk_serve(struct blk_dev *b, bool sync)
 }
 
 /*
- * Busy-wait up to the polling window for the driver's next request.
+ * Busy-wait until deadline for the driver's next request.
  * True: there is work (kicks stay off; blk_serve turns them back on when
  * it runs dry).  False: nothing came, kicks are on, and it is safe to
  * sleep.
  */
-static bool blk_poll(struct blk_dev *b)
+static bool blk_poll_until(struct blk_dev *b, u64 deadline)
 {
 	struct virtqueue *vq = &b->vdev.vqs[0];
-	u64 deadline = monotonic_ns() + b->poll_ns;
 
 	vq_disable_kicks(vq);
 	do {
@@ -844,6 +880,46 @@ static bool blk_poll(struct blk_dev *b)
 		}
 	} while (monotonic_ns() < deadline);
 	return vq_enable_kicks(vq);
+}
+
+/* The same, for the adaptive polling window (BLK_POLL_MIN_NS). */
+static bool blk_poll(struct blk_dev *b)
+{
+	return blk_poll_until(b, monotonic_ns() + b->poll_ns);
+}
+
+/*
+ * Answers are ready and the ring is empty: signal now, or hold the
+ * interrupt (see BLK_HOLD_MIN_NS) and serve what arrives meanwhile.  Not
+ * while io_uring has work: its workers need the CPU we would spin on.
+ */
+static void blk_answer(struct blk_dev *b)
+{
+	u64 window, deadline;
+	int gathered = 0, n;
+
+	if (!b->pushed)
+		return;
+	if (b->inflight || (!b->hold_credit && ++b->hold_probe < BLK_HOLD_PROBE)) {
+		blk_signal(b);
+		return;
+	}
+	b->hold_probe = 0;
+	window = CLAMP(2 * b->gap_ns, (u64)BLK_HOLD_MIN_NS, (u64)BLK_HOLD_MAX_NS);
+	deadline = monotonic_ns() + window;
+	while (!b->inflight && blk_poll_until(b, deadline) &&
+	       !__atomic_load_n(&b->stop_asked, __ATOMIC_ACQUIRE)) {
+		blk_flush_ring(b);
+		n = blk_serve(b, false);
+		if (n < 0)
+			break;
+		gathered += n;
+	}
+	if (gathered)
+		b->hold_credit = BLK_HOLD_CREDIT;
+	else if (b->hold_credit)
+		b->hold_credit--;
+	blk_signal(b);
 }
 
 /* We polled, gave up, and slept this long before a kick: adapt the window. */
@@ -870,6 +946,7 @@ static void *blk_thread(void *arg)
 
 	/* The driver may have kicked before we were here to listen. */
 	busy = blk_serve(b, !b->use_uring) > 0;
+	blk_answer(b);
 	for (;;) {
 		/*
 		 * Just busy, and nothing left with io_uring: look for the
@@ -883,6 +960,7 @@ static void *blk_thread(void *arg)
 				break;
 			blk_flush_ring(b);
 			blk_serve(b, false);
+			blk_answer(b);
 			continue;
 		}
 		if (polled)
@@ -906,6 +984,7 @@ static void *blk_thread(void *arg)
 			blk_flush_ring(b);
 		}
 		busy = blk_serve(b, !b->use_uring) > 0 || pfd[2].revents;
+		blk_answer(b);
 	}
 	blk_quiesce(b);
 	return NULL;
@@ -961,6 +1040,11 @@ static int blk_activate(struct virtio_dev *dev)
 	b->use_uring = b->want_uring && ring_up(b) == 0;
 	b->stopping = b->stop_asked = false;
 	b->poll_ns = BLK_POLL_MIN_NS;
+	b->gap_ns = BLK_HOLD_MAX_NS;
+	b->last_arrival = 0;
+	/* Assume holding pays until it shows it does not. */
+	b->hold_credit = BLK_HOLD_CREDIT;
+	b->hold_probe = 0;
 	b->inflight = b->pushed = 0;
 	req_init(b);
 	err = virtio_thread_start(&b->thread, blk_thread, b);

@@ -17,6 +17,7 @@
  */
 #include "virtio/queue.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Descriptor flags (2.7.5). */
@@ -440,6 +441,29 @@ bool vq_has_avail(struct virtqueue *vq)
 	if (vq->broken || !vq->avail)
 		return false;
 	return avail_idx(vq) != vq->last_avail;
+}
+
+void vq_describe(struct virtqueue *vq, char *buf, size_t len)
+{
+	const struct virtq_avail *avail = vq->avail;
+	const struct virtq_used *used = vq->used;
+
+	if (!avail || !used) {
+		snprintf(buf, len, "not started");
+		return;
+	}
+	snprintf(buf, len, "avail %u popped %u, used %u (ours %u, signalled %u), "
+		 "driver %s %u, device %s %u%s",
+		 __atomic_load_n(&avail->idx, __ATOMIC_RELAXED), vq->last_avail,
+		 __atomic_load_n(&used->idx, __ATOMIC_RELAXED), vq->used_idx,
+		 vq->signalled_used,
+		 vq->event_idx ? "used_event" : "avail flags",
+		 vq->event_idx ? __atomic_load_n(used_event(vq), __ATOMIC_RELAXED) :
+				 __atomic_load_n(&avail->flags, __ATOMIC_RELAXED),
+		 vq->event_idx ? "avail_event" : "used flags",
+		 vq->event_idx ? __atomic_load_n(avail_event(vq), __ATOMIC_RELAXED) :
+				 __atomic_load_n(&used->flags, __ATOMIC_RELAXED),
+		 vq->broken ? ", BROKEN" : "");
 }
 
 /* Gather from a chain (a request header, say) into a private copy, which

@@ -102,6 +102,12 @@ bool vq_enable_kicks(struct virtqueue *vq);
 void vq_disable_kicks(struct virtqueue *vq);
 /* Are there available buffers not yet popped? */
 bool vq_has_avail(struct virtqueue *vq);
+/*
+ * Both sides' ring indices and suppression state, as one line into buf
+ * (for a stuck-guest dump: who is waiting for whom).  Racy by nature:
+ * the device and the driver keep going while we read.
+ */
+void vq_describe(struct virtqueue *vq, char *buf, size_t len);
 
 /* Bump a counter only its one writer updates; readers may be elsewhere. */
 static inline void vq_count(u64 *counter, u64 n)

@@ -70,6 +70,26 @@ void virtio_report(struct virtio_dev *dev, const char *where)
 		dev->ops->report(dev);
 }
 
+void virtio_dump(struct virtio_dev *dev, const char *where)
+{
+	char state[256];
+
+	for (u32 q = 0; q < dev->ops->n_queues; q++) {
+		struct virtqueue *vq = &dev->vqs[q];
+		struct vq_stats *s = &vq->stats;
+
+		if (!vq->avail)
+			continue;
+		vq_describe(vq, state, sizeof(state));
+		fprintf(stderr, "lguest: %s %s queue %u: %llu kicks, %llu chains, %llu interrupts; %s\n",
+			dev->ops->name, where, q,
+			(unsigned long long)__atomic_load_n(&s->kicks, __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&s->chains, __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&s->interrupts, __ATOMIC_RELAXED),
+			state);
+	}
+}
+
 u64 eventfd_drain(int fd)
 {
 	u64 v;

@@ -111,6 +111,12 @@ int virtio_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
  * where names the device's place ("00:03.0").
  */
 void virtio_report(struct virtio_dev *dev, const char *where);
+/*
+ * On demand (SIGUSR2), whatever --verbose says: each started queue's
+ * counters and both sides' indices (vq_describe), to stderr.  For a guest
+ * that seems stuck: it shows whether a request waits on us or on it.
+ */
+void virtio_dump(struct virtio_dev *dev, const char *where);
 
 /* Empty an eventfd (a kick, a stop request) so poll() sleeps again;
  * returns the count it held (0 if none). */

@@ -410,6 +410,69 @@ static void t_depth(struct vqd_queue *q, const char *path, const char *tag)
 	ok(vqd_signals(q->d, 0) > 0, "%s: the device interrupted the driver", tag);
 }
 
+/* Wait until the device has interrupted the driver more than `than` times. */
+static bool signalled_past(struct vqd_queue *q, int than)
+{
+	for (int ms = 0; ms < VQD_TIMEOUT_MS; ms++) {
+		if (vqd_signals(q->d, 0) > than)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/* Spin until the device pushes an answer: a busy guest, not asleep. */
+static bool spin_for_used(struct vqd_queue *q)
+{
+	u64 deadline = monotonic_ns() + (u64)VQD_TIMEOUT_MS * 1000000;
+
+	while (!vqd_used_pending(q))
+		if (monotonic_ns() > deadline)
+			return false;
+	return true;
+}
+
+/*
+ * Interrupt coalescing (BLK_HOLD_*): a driver that submits its next
+ * request as soon as it sees an answer, without sleeping for interrupts,
+ * gets few of them; yet the last answer is always signalled, and a driver
+ * that waits for each interrupt before it submits again gets every one.
+ */
+static void t_interrupts(struct vqd_queue *q, const char *tag)
+{
+	struct virtqueue *vq = &q->d->dev->vqs[0];
+	int before, during, i, n = 200;
+	bool all = true;
+
+	before = vqd_signals(q->d, 0);
+	for (i = 0; i < n && all; i++) {
+		struct req r = submit(q, T_IN, (i * 7) % (SECTORS - 8), 4096, true, 1);
+
+		all = spin_for_used(q) && done_with(q, &r, 4097, S_OK);
+	}
+	during = vqd_signals(q->d, 0) - before;
+	ok(all, "%s: %d back-to-back reads answered", tag, n);
+	ok(during < n / 4, "%s: a driver that keeps submitting: %d interrupts for %d requests",
+	   tag, during, n);
+	/* Past any hold, no answer is held back: the device has decided
+	 * on its last push (signalling if the driver's used_event asked). */
+	usleep(50000);
+	ok(vq->signalled_used == vq->used_idx,
+	   "%s: nothing held back once no request follows", tag);
+
+	for (i = 0; i < 20 && all; i++) {
+		int seen = vqd_signals(q->d, 0);
+		struct req r;
+
+		/* As a driver re-enables interrupts before it sleeps. */
+		vqd_set_used_event(q, q->last_used);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		r = submit(q, T_IN, (i * 11) % (SECTORS - 8), 4096, true, 1);
+		all = signalled_past(q, seen) && done_with(q, &r, 4097, S_OK);
+	}
+	ok(all, "%s: a driver that waits for each interrupt gets all 20", tag);
+}
+
 /* After NEEDS_RESET: no used entry; restart; the device serves again. */
 static void after_break(struct vqd *d, const char *what, const char *tag)
 {
@@ -582,6 +645,9 @@ static void suite(const char *backend)
 	t_bad_requests(q, path, backend);
 	vqd_heap_reset(&d);
 	t_depth(q, path, backend);
+	vqd_heap_reset(&d);
+	if (!strcmp(backend, "io_uring"))
+		t_interrupts(q, backend);
 	vqd_heap_reset(&d);
 	t_malformed(&d, backend);
 	t_reset_inflight(&d, backend);

@@ -7,6 +7,23 @@ while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
+# The workloads take ~20 s.  If they are not done in 60, say so and show
+# where blkbench's threads sleep, then every task (sysrq t, with the
+# console's log level raised past "quiet"): a stalled run then shows what
+# the guest waits for, not just silence.
+stalled() {
+	echo "LGTEST blkbench stalled: its threads' kernel stacks, then all tasks"
+	for t in /proc/[0-9]*/task/*; do
+		[ "$(cat "$t/comm" 2>/dev/null)" = blkbench ] || continue
+		echo "thread ${t##*/}: $(cat "$t/wchan" 2>/dev/null)"
+		cat "$t/stack" 2>/dev/null
+	done
+	echo 8 >/proc/sys/kernel/printk
+	echo t >/proc/sysrq-trigger
+}
+( sleep 60; stalled ) &
+watchdog=$!
 blkbench /dev/vda 3 || echo "LGTEST blkbench error"
+kill $watchdog 2>/dev/null
 echo "LGTEST blkbench done"
 reboot -f

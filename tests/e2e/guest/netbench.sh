@@ -26,6 +26,12 @@ net_up || { echo "LGTEST netbench done"; reboot -f; }
 # The first packets wait for ARP; one ping settles it before timing starts.
 ping -c 1 -w 30 "$PEER" >/dev/null 2>&1 || echo "LGTEST netbench ping failed"
 
+# The CPU's busy and total jiffies so far (all but idle and iowait count).
+cpu_jiffies() {
+	awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
+}
+cpu0=$(cpu_jiffies)
+
 r=1
 while [ $r -le "$ROUNDS" ]; do
 	if head -c $((MIB * 1048576)) /dev/zero | nc "$PEER" 5001; then
@@ -43,6 +49,7 @@ s=/sys/class/net/eth0/statistics
 dev=$(basename "$(readlink /sys/class/net/eth0/device)")
 irqs=$(awk -v d="$dev-" 'index($0, d "input") || index($0, d "output") {
 	for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i } END { print n + 0 }' /proc/interrupts)
-echo "LGTEST netbench stats tx_packets=$(cat $s/tx_packets) rx_packets=$(cat $s/rx_packets) interrupts=$irqs"
+busy=$(echo "$cpu0 $(cpu_jiffies)" | awk '{ printf "%.0f", $4 > $2 ? 100 * ($3 - $1) / ($4 - $2) : 0 }')
+echo "LGTEST netbench stats tx_packets=$(cat $s/tx_packets) rx_packets=$(cat $s/rx_packets) interrupts=$irqs busy=$busy%"
 echo "LGTEST netbench done"
 reboot -f

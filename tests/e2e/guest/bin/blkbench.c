@@ -10,7 +10,12 @@
  * each thread doing one blocking pread/pwrite at a time: QD requests in
  * flight.  Random jobs pick aligned offsets from a per-thread generator;
  * sequential jobs share one cursor that walks the device and wraps.
- * Prints one line per job:  LGTEST blkbench NAME MBPS  (MB = 10^6 bytes).
+ * Prints one line per job:  LGTEST blkbench NAME MBPS  (MB = 10^6 bytes),
+ * then what it cost the guest:  LGTEST blkbench stats NAME busy=B% irq/req=I
+ * (the guest CPU's busy share, and virtio interrupts per request).  Under
+ * nested KVM the guest's CPU is usually what runs out first, so these say
+ * whether a launcher is slower because it is slow or because it makes
+ * the guest work harder.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -30,6 +35,7 @@ struct job {
 };
 
 static const struct job jobs[] = {
+	{ "randread-4k-qd1", 0, 0, 4096, 1 },
 	{ "randread-4k-qd32", 0, 0, 4096, 32 },
 	{ "randwrite-4k-qd32", 1, 0, 4096, 32 },
 	{ "seqread-1m-qd4", 0, 1, 1 << 20, 4 },
@@ -88,6 +94,52 @@ static void *run(void *arg)
 	return NULL;
 }
 
+/* Busy and total jiffies of all CPUs, from /proc/stat's first line. */
+static void cpu_jiffies(uint64_t *busy, uint64_t *total)
+{
+	unsigned long long v[8] = { 0 };
+	FILE *f = fopen("/proc/stat", "r");
+
+	*busy = *total = 0;
+	if (!f)
+		return;
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+		   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+		for (int i = 0; i < 8; i++)
+			*total += v[i];
+		*busy = *total - v[3] - v[4];	/* minus idle and iowait */
+	}
+	fclose(f);
+}
+
+/* Interrupts so far on the lines of /proc/interrupts that name virtio. */
+static uint64_t virtio_interrupts(void)
+{
+	char line[512];
+	uint64_t n = 0;
+	FILE *f = fopen("/proc/interrupts", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strchr(line, ':');
+
+		if (!p || !strstr(line, "virtio"))
+			continue;
+		for (p++;;) {
+			char *end;
+			unsigned long long v = strtoull(p, &end, 10);
+
+			if (end == p)
+				break;
+			n += v;
+			p = end;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -112,11 +164,14 @@ int main(int argc, char **argv)
 		uint64_t bytes = 0;
 		struct timespec ts = { (time_t)secs, (long)((secs - (time_t)secs) * 1e9) };
 		double t0, t1;
+		uint64_t busy0, total0, busy1, total1, irq0, irq1;
 		int failed = 0;
 
 		job = &jobs[j];
 		stop = 0;
 		cursor = 0;
+		cpu_jiffies(&busy0, &total0);
+		irq0 = virtio_interrupts();
 		t0 = now();
 		for (int i = 0; i < job->qd; i++) {
 			w[i].seed = 0x9e3779b97f4a7c15ULL * (i + 1) + j;
@@ -130,13 +185,20 @@ int main(int argc, char **argv)
 			failed |= w[i].failed;
 		}
 		t1 = now();
+		cpu_jiffies(&busy1, &total1);
+		irq1 = virtio_interrupts();
 		if (job->write)
 			fsync(fd);
 		if (failed) {
 			printf("LGTEST blkbench %s failed\n", job->name);
 			status = 1;
 		} else {
+			uint64_t reqs = bytes / job->bs;
+
 			printf("LGTEST blkbench %s %.1f\n", job->name, bytes / (t1 - t0) / 1e6);
+			printf("LGTEST blkbench stats %s busy=%.0f%% irq/req=%.2f\n", job->name,
+			       total1 > total0 ? 100.0 * (busy1 - busy0) / (total1 - total0) : 0.0,
+			       reqs ? (double)(irq1 - irq0) / reqs : 0.0);
 		}
 		fflush(stdout);
 	}

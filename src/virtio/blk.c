@@ -813,10 +813,10 @@ static void blk_arrival(struct blk_dev *b)
 
 /*
  * Pop and start everything available while we have slots; the caller
- * tells the driver what finished (blk_answer), except when synchronous.  Kicks stay off while we are draining (the
- * driver need not wake a thread that is already awake) and are re-enabled
- * only when the ring is empty.  Returns requests started, -1 if the ring
- * is corrupt.
+ * tells the driver what finished (blk_answer), except when synchronous.
+ * Kicks stay off while we are draining (the driver need not wake a thread
+ * that is already awake) and are re-enabled only when the ring is empty.
+ * Returns requests started, -1 if the ring is corrupt.
  */
 static int blk_serve(struct blk_dev *b, bool sync)
 {

@@ -8,18 +8,22 @@ while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do
 	i=$((i + 1))
 done
 # The workloads take ~20 s.  If they are not done in 60, say so and show
-# where blkbench's threads sleep, then every task (sysrq t, with the
-# console's log level raised past "quiet"): a stalled run then shows what
-# the guest waits for, not just silence.
+# where blkbench's threads sleep and what blk-mq holds for vda (debugfs):
+# a stalled run then shows what the guest waits for, not just silence.
 stalled() {
-	echo "LGTEST blkbench stalled: its threads' kernel stacks, then all tasks"
+	echo "LGTEST blkbench stalled: its threads' kernel stacks, then blk-mq's state"
 	for t in /proc/[0-9]*/task/*; do
 		[ "$(cat "$t/comm" 2>/dev/null)" = blkbench ] || continue
 		echo "thread ${t##*/}: $(cat "$t/wchan" 2>/dev/null)"
 		cat "$t/stack" 2>/dev/null
 	done
-	echo 8 >/proc/sys/kernel/printk
-	echo t >/proc/sysrq-trigger
+	mount -t debugfs none /sys/kernel/debug 2>/dev/null
+	for f in /sys/kernel/debug/block/vda/state /sys/kernel/debug/block/vda/hctx0/* \
+		/sys/kernel/debug/block/vda/sched/*; do
+		[ -f "$f" ] && [ -r "$f" ] || continue
+		echo "$f: $(head -c 600 "$f" 2>/dev/null | tr '\n' ' ')"
+	done
+	echo "scheduler: $(cat /sys/block/vda/queue/scheduler)"
 }
 ( sleep 60; stalled ) &
 watchdog=$!

@@ -7,6 +7,13 @@ while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
+# lgblksched=NAME on the command line picks vda's I/O scheduler (the
+# default for one queue is mq-deadline).
+for arg in $(cat /proc/cmdline); do
+	case $arg in
+	lgblksched=*) echo "${arg#lgblksched=}" >/sys/block/vda/queue/scheduler ;;
+	esac
+done
 # The workloads take ~20 s.  If they are not done in 60, say so and show
 # where blkbench's threads sleep and what blk-mq holds for vda (debugfs):
 # a stalled run then shows what the guest waits for, not just silence.

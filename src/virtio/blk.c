@@ -801,11 +801,14 @@ static void blk_signal(struct blk_dev *b)
 	}
 }
 
-/* A request arrived: fold the gap since the last one into the average. */
-static void blk_arrival(struct blk_dev *b)
+/*
+ * n requests arrived since the last look: fold their average gap into the
+ * running one (one clock read per pass, not per request).
+ */
+static void blk_arrivals(struct blk_dev *b, int n)
 {
 	u64 now = monotonic_ns();
-	u64 gap = MIN(now - b->last_arrival, (u64)BLK_GAP_CAP_NS);
+	u64 gap = MIN(now - b->last_arrival, (u64)BLK_GAP_CAP_NS) / n;
 
 	b->last_arrival = now;
 	b->gap_ns = b->gap_ns - b->gap_ns / 8 + gap / 8;
@@ -822,7 +825,7 @@ static int blk_serve(struct blk_dev *b, bool sync)
 {
 	struct virtqueue *vq = &b->vdev.vqs[0];
 	struct blk_req *r;
-	int served = 0, rc = 0;
+	int served = 0, counted = 0, rc = 0;
 	u64 batch = 0;
 
 	/* Already reported; we touch a broken ring no more. */
@@ -836,7 +839,6 @@ static int blk_serve(struct blk_dev *b, bool sync)
 				req_put(b, r);
 				break;
 			}
-			blk_arrival(b);
 			batch += blk_start(b, r, sync);
 			served++;
 			if (batch >= BLK_BATCH_BYTES) {
@@ -847,6 +849,10 @@ static int blk_serve(struct blk_dev *b, bool sync)
 		}
 		if (!sync)
 			blk_flush_ring(b);
+		if (served > counted) {
+			blk_arrivals(b, served - counted);
+			counted = served;
+		}
 		/* Out of slots: a completion will bring us back here. */
 		if (rc < 0 || !b->free_reqs || !vq_enable_kicks(vq))
 			break;

@@ -40,9 +40,16 @@ bench_timeout() {
 }
 
 # run_log_tail LOG: the end of a failed run's output, for the table's
-# notes: the last 15 lines, and all of bench_timeout's stacks if it fired.
+# notes: its last 40 lines; if bench_timeout fired, the 40 before its
+# stacks (the guest's own last words: a stall report, say) and the stacks.
 run_log_tail() {
-	tr -d '\r' <"$1" | awk '/^# .* still running after/ { s = 1 } s { print; next }
-		{ t[NR % 15] = $0; n = NR } END { if (!s) for (i = n - 14; i <= n; i++) if (i > 0) print t[i % 15] }' |
+	tr -d '\r' <"$1" | awk '
+		/^# .* still running after/ && !s {
+			for (i = n - 39; i <= n; i++) if (i > 0) print t[i % 40]
+			s = 1
+		}
+		s { print; next }
+		{ t[NR % 40] = $0; n = NR }
+		END { if (!s) for (i = n - 39; i <= n; i++) if (i > 0) print t[i % 40] }' |
 		sed 's/^/#   /'
 }

@@ -9,9 +9,11 @@ while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do
 done
 # lgblksched=NAME on the command line picks vda's I/O scheduler (the
 # default for one queue is mq-deadline).
+stats=
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	lgblksched=*) echo "${arg#lgblksched=}" >/sys/block/vda/queue/scheduler ;;
+	lgblkstats=0) stats=nostats ;;
 	esac
 done
 # The workloads take ~20 s.  If they are not done in 60, say so and show
@@ -34,7 +36,7 @@ stalled() {
 }
 ( sleep 60; stalled ) &
 watchdog=$!
-blkbench /dev/vda 3 || echo "LGTEST blkbench error"
+blkbench /dev/vda 3 $stats || echo "LGTEST blkbench error"
 kill $watchdog 2>/dev/null
 echo "LGTEST blkbench done"
 reboot -f

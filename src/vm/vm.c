@@ -93,6 +93,27 @@ static int vm_add_memory(struct guest_mem *gm)
 }
 
 /*
+ * PIT ticks the guest missed (its vCPU was not running) are dropped, not
+ * re-delivered one by one as it acknowledges them.  Linux keeps time with
+ * the TSC or kvm-clock and uses the PIT only to calibrate, and the KVM API
+ * documentation recommends this for all but very old guests; reinjection
+ * also keeps AMD's AVIC off.  On a loaded or nested host a vCPU can miss
+ * thousands of ticks, and catching up is a burst of work for KVM's PIT
+ * thread (the nested test machine once reported that thread in a soft
+ * lockup for minutes).  A kernel without the control keeps its default.
+ */
+static void pit_no_reinject(void)
+{
+	struct kvm_reinject_control ctl = { .pit_reinject = 0 };
+
+	if (ioctl(vm.kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_REINJECT_CONTROL) <= 0)
+		return;
+	if (ioctl(vm.vm_fd, KVM_REINJECT_CONTROL, &ctl) < 0)
+		verbose("KVM_REINJECT_CONTROL: %s; missed PIT ticks will be reinjected",
+			strerror(errno));
+}
+
+/*
  * The PC's interrupt controllers (PIC + IOAPIC + local APICs) and its
  * timer live in the kernel: they are on every guest's hot path and KVM
  * does them faster than any exit to us could.
@@ -115,6 +136,7 @@ static int vm_add_irqchip(void)
 		return fail("KVM_CREATE_IRQCHIP: %s", strerror(errno));
 	if (ioctl(vm.vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return fail("KVM_CREATE_PIT2: %s", strerror(errno));
+	pit_no_reinject();
 	return irq_routing_init();
 }
 

@@ -51,42 +51,48 @@ void virtio_needs_reset(struct virtio_dev *dev)
 		dev->needs_reset(dev);
 }
 
+/*
+ * A queue's counters as text ("3 kicks, 7 chains, 5 interrupts"), for the
+ * exit report and the SIGUSR2 dump; false if all three are still zero.
+ */
+static bool vq_counts(const struct virtqueue *vq, char *buf, size_t len)
+{
+	const struct vq_stats *s = &vq->stats;
+	u64 kicks = __atomic_load_n(&s->kicks, __ATOMIC_RELAXED);
+	u64 chains = __atomic_load_n(&s->chains, __ATOMIC_RELAXED);
+	u64 irqs = __atomic_load_n(&s->interrupts, __ATOMIC_RELAXED);
+
+	snprintf(buf, len, "%llu kicks, %llu chains, %llu interrupts", (unsigned long long)kicks,
+		 (unsigned long long)chains, (unsigned long long)irqs);
+	return kicks || chains || irqs;
+}
+
 void virtio_report(struct virtio_dev *dev, const char *where)
 {
+	char counts[96];
+
 	if (!verbose_on)
 		return;
-	for (u32 q = 0; q < dev->ops->n_queues; q++) {
-		struct vq_stats *s = &dev->vqs[q].stats;
-		u64 kicks = __atomic_load_n(&s->kicks, __ATOMIC_RELAXED);
-		u64 chains = __atomic_load_n(&s->chains, __ATOMIC_RELAXED);
-		u64 irqs = __atomic_load_n(&s->interrupts, __ATOMIC_RELAXED);
-
-		if (kicks || chains || irqs)
-			verbose("%s %s queue %u: %llu kicks, %llu chains, %llu interrupts",
-				dev->ops->name, where, q, (unsigned long long)kicks,
-				(unsigned long long)chains, (unsigned long long)irqs);
-	}
+	for (u32 q = 0; q < dev->ops->n_queues; q++)
+		if (vq_counts(&dev->vqs[q], counts, sizeof(counts)))
+			verbose("%s %s queue %u: %s", dev->ops->name, where, q, counts);
 	if (dev->ops->report)
 		dev->ops->report(dev);
 }
 
 void virtio_dump(struct virtio_dev *dev, const char *where)
 {
-	char state[256];
+	char counts[96], state[256];
 
 	for (u32 q = 0; q < dev->ops->n_queues; q++) {
 		struct virtqueue *vq = &dev->vqs[q];
-		struct vq_stats *s = &vq->stats;
 
 		if (!vq->avail)
 			continue;
+		vq_counts(vq, counts, sizeof(counts));
 		vq_describe(vq, state, sizeof(state));
-		fprintf(stderr, "lguest: %s %s queue %u: %llu kicks, %llu chains, %llu interrupts; %s\n",
-			dev->ops->name, where, q,
-			(unsigned long long)__atomic_load_n(&s->kicks, __ATOMIC_RELAXED),
-			(unsigned long long)__atomic_load_n(&s->chains, __ATOMIC_RELAXED),
-			(unsigned long long)__atomic_load_n(&s->interrupts, __ATOMIC_RELAXED),
-			state);
+		fprintf(stderr, "lguest: %s %s queue %u: %s; %s\n", dev->ops->name, where, q,
+			counts, state);
 	}
 }
 

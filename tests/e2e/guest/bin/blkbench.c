@@ -3,7 +3,10 @@
  * fio).  Built static into the e2e guest initramfs by guest-initrd.sh and
  * run by tests/e2e/guest/blkbench.sh for bench/nested/blk.sh.
  *
- *   blkbench [DEVICE [SECONDS]]      (defaults /dev/vda, 3 s per job)
+ *   blkbench [DEVICE [SECONDS [nostats]]]   (defaults /dev/vda, 3 s per job)
+ *
+ * BLKBENCH_ONLY=NAME in the environment runs just that job (to repeat one
+ * workload for a long time, e.g. while hunting a stall).
  *
  * Each job opens DEVICE with O_DIRECT (so every request reaches the
  * device, not the guest's page cache) and runs QD threads for SECONDS,
@@ -153,6 +156,7 @@ int main(int argc, char **argv)
 	const char *dev = argc > 1 ? argv[1] : "/dev/vda";
 	double secs = argc > 2 ? atof(argv[2]) : 3.0;
 	int stats = !(argc > 3 && !strcmp(argv[3], "nostats"));
+	const char *only = getenv("BLKBENCH_ONLY");
 	int status = 0;
 
 	fd = open(dev, O_RDWR | O_DIRECT);
@@ -169,6 +173,8 @@ int main(int argc, char **argv)
 		int failed = 0;
 
 		job = &jobs[j];
+		if (only && *only && strcmp(only, job->name))
+			continue;
 		stop = 0;
 		cursor = 0;
 		busy0 = total0 = busy1 = total1 = irq0 = irq1 = 0;

@@ -75,10 +75,9 @@ static struct kvm_cpuid2 *supported_cpuid(void)
  * 30 s of 4 KiB reads at queue depth 1 stalled in 3 of 5 (2 of 6 with
  * async page faults hidden instead, 4 of 6 with steal time hidden), in
  * none of 18 with PV EOI hidden, and under QEMU (which offers it) in
- * none of 6.  Why
- * only with lguest is not understood; until it is, every EOI is a write
- * to the APIC (one more exit per interrupt: 4 KiB reads at queue depth 1
- * ~10% slower when nested).
+ * none of 6.  Why only with lguest is not understood; until it is, every
+ * EOI is a write to the APIC (one more exit per interrupt: 4 KiB reads at
+ * queue depth 1 ~10% slower when nested).
  */
 static void cpuid_personalize(struct kvm_cpuid2 *c, int id)
 {

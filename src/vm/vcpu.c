@@ -75,9 +75,13 @@ static struct kvm_cpuid2 *supported_cpuid(void)
  * 30 s of 4 KiB reads at queue depth 1 stalled in 3 of 5 (2 of 6 with
  * async page faults hidden instead, 4 of 6 with steal time hidden), in
  * none of 18 with PV EOI hidden, and under QEMU (which offers it) in
- * none of 6.  Why only with lguest is not understood; until it is, every
- * EOI is a write to the APIC (one more exit per interrupt: 4 KiB reads at
- * queue depth 1 ~10% slower when nested).
+ * none of 6.  With PV EOI offered it also took the disk's I/O thread
+ * polling the ring with kicks off (BLK_POLL_MIN_NS): 2 of 6 without the
+ * interrupt hold, none of 6 without polling, none of 6 serving with
+ * preadv.  So a guest that seldom exits (no kicks, no EOI writes) meets
+ * some bug of its own or KVM's, not understood; until it is, every EOI is
+ * a write to the APIC (one more exit per interrupt: 4 KiB reads at queue
+ * depth 1 ~10% slower when nested, and polling, worth more, stays).
  */
 static void cpuid_personalize(struct kvm_cpuid2 *c, int id)
 {

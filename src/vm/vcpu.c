@@ -9,6 +9,7 @@
 #include "vm/vm_internal.h"
 #include "bus/bus.h"
 
+#include <asm/kvm_para.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,8 +37,6 @@
 #define MSR_SYSCALL_MASK	0xc0000084
 #define MSR_KERNEL_GS_BASE	0xc0000102
 #define CPUID_HYPERVISOR_BIT	(1u << 31)
-#define CPUID_KVM_FEATURES	0x40000001
-#define KVM_FEATURE_PV_EOI_BIT	(1u << 6)
 
 static struct kvm_cpuid2 *supported_cpuid(void)
 {
@@ -114,8 +113,8 @@ static void cpuid_personalize(struct kvm_cpuid2 *c, int id)
 				e->ecx = (e->ecx & ~0xff00u) | (2u << 8) | 1;
 			}
 			break;
-		case CPUID_KVM_FEATURES:
-			e->eax &= ~KVM_FEATURE_PV_EOI_BIT;
+		case KVM_CPUID_FEATURES:
+			e->eax &= ~(1u << KVM_FEATURE_PV_EOI);
 			break;
 		case 4:
 			/* Cores per package, as the cache leaves see it. */

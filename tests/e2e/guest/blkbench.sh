@@ -18,7 +18,7 @@ for arg in $(cat /proc/cmdline); do
 	case $arg in
 	lgblksched=*) echo "${arg#lgblksched=}" >/sys/block/vda/queue/scheduler ;;
 	lgblkstats=0) stats=nostats ;;
-	lgblkonly=*) export BLKBENCH_ONLY="${arg#lgblkonly=}" jobs=1 ;;
+	lgblkonly=*) export BLKBENCH_ONLY="${arg#lgblkonly=}"; jobs=1 ;;
 	lgblksecs=*) secs=${arg#lgblksecs=} ;;
 	esac
 done

@@ -24,7 +24,8 @@
 # variables named in $NESTED_ENV (space-separated).  stdin is /dev/null.
 #
 # Exit status: CMD's; 124 if the whole run exceeded NESTED_TIMEOUT seconds
-# (default 900); 125 if the outer machine failed to run CMD.
+# (default 900); 125 if the outer machine failed to run CMD; 126 if it hung
+# (no heartbeat for NESTED_STALL seconds, default 90: see watch_machine).
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -32,6 +33,7 @@ set -eu
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
 NESTED_TIMEOUT=${NESTED_TIMEOUT:-900}
 NESTED_MEM=${NESTED_MEM:-3072}
+NESTED_STALL=${NESTED_STALL:-90}
 
 # Modules of the outer machine, dependencies added from modules.dep.
 OUTER_MODULES="virtio_pci 9pnet_virtio 9p virtio_console
@@ -102,6 +104,16 @@ for i in $(seq 50); do
 	sleep 0.1
 done
 
+# The kernel's symbols, once per kernel (nested.sh keeps them in $KDIR, for
+# cpu_snapshot: Debian's System.map is a placeholder).
+[ -f /results/want-kallsyms ] && grep -E ' [tT] ' /proc/kallsyms | sort >/results/kallsyms
+# A heartbeat in the results share: if the machine hangs or thrashes, the
+# last entries say what it was doing (nested.sh shows them on a time-out).
+while :; do
+	{ date +%T; cat /proc/loadavg; grep -E '^(MemAvailable|Shmem):' /proc/meminfo
+	  top -b -n 1 | sed -n '4,12p' | cut -c 1-150; } >>/results/heartbeat 2>&1
+	sleep 20
+done &
 chroot /host /bin/bash "$OUT/job.run" </dev/null >/dev/nested-stdout 2>/dev/nested-stderr
 echo $? >/results/rc
 sync
@@ -117,13 +129,15 @@ fi
 # $NESTED_OUT: given by the caller (and kept), or a temporary one.
 if [ -n "${NESTED_OUT:-}" ]; then
 	mkdir -p "$NESTED_OUT" && NESTED_OUT=$(cd "$NESTED_OUT" && pwd -P)
-	rm -f "$NESTED_OUT/rc"
+	rm -f "$NESTED_OUT"/{rc,heartbeat,cpus,hung,kallsyms}
 else
 	mkdir -p "$WORK"
 	NESTED_OUT=$(mktemp -d "$WORK/nested.XXXXXX")
 	trap 'rm -rf "$NESTED_OUT"' EXIT
 fi
 CWD=$(pwd -P)
+KSYMS=$KDIR/kallsyms
+[ -s "$KSYMS" ] || touch "$NESTED_OUT/want-kallsyms"
 # job: read by /init (busybox sh) before the chroot; job.run: run in it.
 {
 	printf 'CWD=%q\nOUT=%q\n' "$CWD" "$NESTED_OUT"
@@ -139,6 +153,71 @@ CWD=$(pwd -P)
 	printf ' %q' "$@"
 	echo
 } >"$NESTED_OUT/job.run"
+
+# cpu_snapshot: each vCPU's instruction pointer, three times 0.3 s apart,
+# as the outer kernel's symbols (it boots with nokaslr; an address outside
+# its text is the nested guest's), asked of QEMU's monitor.  For a machine
+# that hangs: which code it is stuck in.
+cpu_snapshot() {
+	local map=$KSYMS i
+	for i in 1 2 3; do
+		python3 - "$NESTED_OUT/monitor.sock" <<'PY' 2>&1
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(2)
+s.sendall(b"info registers -a\n")
+time.sleep(1)
+out = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b: break
+        out += b
+except socket.timeout:
+    pass
+print(out.decode(errors="replace"))
+PY
+		sleep 0.3
+	done | grep -oE '^CPU#[0-9]+|RIP=[0-9a-f]+' | paste -d' ' - - |
+		awk -v map="$map" '
+		BEGIN { while (map != "" && (getline l < map) > 0) { split(l, f, " ");
+			a[n] = f[1]; s[n++] = f[3] } }
+		{ rip = substr($2, 5); best = "(not the outer kernel)"
+		  if (n > 0 && a[0] <= rip && rip < a[n - 1])
+			for (i = 0; i < n && a[i] <= rip; i++) best = s[i]
+		  print $1, rip, best }'
+}
+
+# watch_machine: in the background while QEMU runs.  A machine whose
+# heartbeat stops for NESTED_STALL seconds has hung (its kernel, not CMD:
+# seen once in a few dozen SIGKILLs of a nested guest, an emulator or
+# nested-SVM fault, never natively): its CPUs are recorded, "hung" is
+# written and QEMU is stopped, so the caller learns it in a minute or two
+# rather than at NESTED_TIMEOUT.  Just before the time-out the CPUs are
+# recorded too.
+watch_machine() {
+	local hb=$NESTED_OUT/heartbeat t=0 age boot=60
+	while sleep 5; do
+		t=$((t + 5))
+		if [ $t -ge $((NESTED_TIMEOUT - 10)) ]; then
+			cpu_snapshot >"$NESTED_OUT/cpus"
+			return
+		fi
+		# (the first beat comes once it has booted: give it a minute)
+		if [ -f "$hb" ]; then
+			age=$(($(date +%s) - $(stat -c %Y "$hb")))
+		else
+			age=$((t - boot))
+		fi
+		if [ $age -ge "$NESTED_STALL" ]; then
+			cpu_snapshot >"$NESTED_OUT/cpus"
+			echo "no heartbeat for $age s" >"$NESTED_OUT/hung"
+			kill -TERM $qpid 2>/dev/null
+			return
+		fi
+	done
+}
 
 # --- boot -------------------------------------------------------------------
 # Host -> guest: the host root read-only, the job dir writable.  Guest ->
@@ -164,8 +243,9 @@ timeout --kill-after=10 "$NESTED_TIMEOUT" qemu-system-x86_64 \
 	-accel tcg,thread=multi -cpu "$CPU" -smp 2 -m "$NESTED_MEM" \
 	-nic none -nodefaults -no-user-config -display none -no-reboot \
 	-kernel "$BZIMAGE" -initrd "$OUTER_INITRD" \
-	-append "console=ttyS0 panic=-1 quiet mitigations=off rdinit=/init" \
+	-append "console=ttyS0 panic=-1 quiet mitigations=off nokaslr rdinit=/init" \
 	-serial "file:$NESTED_OUT/console.log" \
+	-monitor "unix:$NESTED_OUT/monitor.sock,server=on,wait=off" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 	-virtfs "local,path=$NESTED_OUT,mount_tag=results,security_model=none" \
 	-device virtio-serial-pci \
@@ -175,11 +255,14 @@ timeout --kill-after=10 "$NESTED_TIMEOUT" qemu-system-x86_64 \
 	-device virtserialport,chardev=err,name=stderr \
 	</dev/null &
 qpid=$!
+watch_machine &
+watcher=$!
 trap 'kill -TERM $qpid 2>/dev/null' INT TERM HUP
 wait $qpid
 qrc=$?
 while kill -0 $qpid 2>/dev/null; do wait $qpid; qrc=$?; done    # after a signal
 trap - INT TERM HUP
+kill $watcher 2>/dev/null
 set -e
 end=$(date +%s.%N)
 # Let the cats finish: opening a FIFO read-write (and closing it) releases
@@ -187,12 +270,26 @@ end=$(date +%s.%N)
 for f in stdout stderr; do exec 3<>"$NESTED_OUT/$f.out"; exec 3>&-; done
 wait $cat_out $cat_err
 
+if [ -s "$NESTED_OUT/kallsyms" ]; then
+	mv "$NESTED_OUT/kallsyms" "$KSYMS.tmp" && mv "$KSYMS.tmp" "$KSYMS"
+fi
+rm -f "$NESTED_OUT/want-kallsyms"
 if [ -s "$NESTED_OUT/rc" ]; then
 	rc=$(cat "$NESTED_OUT/rc")
 else
-	[ $qrc = 124 ] && rc=124 || rc=125
+	if [ -f "$NESTED_OUT/hung" ]; then
+		rc=126
+		note "the nested machine hung: $(cat "$NESTED_OUT/hung")"
+	elif [ $qrc = 124 ]; then
+		rc=124
+	else
+		rc=125
+	fi
 	note "the nested machine did not finish CMD (qemu status $qrc); its console:"
 	tail -n 30 "$NESTED_OUT/console.log" | sed 's/^/  | /' >&2
+	note "its CPUs at the end, then its last heartbeat:"
+	cat "$NESTED_OUT/cpus" 2>/dev/null | sed 's/^/  | /' >&2
+	tail -n 14 "$NESTED_OUT/heartbeat" 2>/dev/null | sed 's/^/  | /' >&2
 fi
 [ -z "${NESTED_VERBOSE:-}" ] ||
 	note "$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f s in the nested machine", e - s }')"

@@ -82,9 +82,10 @@ machine_report() {
 	tail -n 28 "$out/heartbeat" 2>/dev/null | sed 's/^/#   | /'
 }
 
-# One machine runs the cases.  If it hangs (nested.sh says 126: its kernel
-# stopped, which no process of ours can cause; seen under TCG's nested
-# SVM), a fresh one resumes with the case that was running, once.
+# One machine runs the cases.  If it hangs or crashes (nested.sh says 126:
+# its kernel stopped or panicked, which no user process should be able to
+# cause; seen under TCG's nested SVM), a fresh one resumes with the case
+# that was running, once.
 export E2E_FROM=1
 : >"$last_tap"
 resumed=
@@ -100,7 +101,7 @@ while :; do
 	[ $st = 126 ] && [ -z "$resumed" ] || break
 	done_n=$(grep -oE '^(not )?ok [0-9]+' "$out/tap" 2>/dev/null | awk 'END { print $NF }')
 	E2E_FROM=$((${done_n:-$((E2E_FROM - 1))} + 1))
-	echo "# e2e: the nested machine hung in case $E2E_FROM ($(cat "$out/hung" 2>/dev/null))"
+	echo "# e2e: the nested machine hung or crashed in case $E2E_FROM ($(cat "$out/hung" 2>/dev/null))"
 	machine_report
 	echo "# e2e: a fresh machine resumes from case $E2E_FROM"
 	resumed=1
@@ -108,7 +109,7 @@ done
 case $st in
 124) echo "# e2e: the nested machine timed out (NESTED_TIMEOUT=$NESTED_TIMEOUT s)" ;;
 125) echo "# e2e: the nested machine failed" ;;
-126) echo "# e2e: the nested machine hung again ($(cat "$out/hung" 2>/dev/null))" ;;
+126) echo "# e2e: the nested machine hung or crashed again ($(cat "$out/hung" 2>/dev/null))" ;;
 esac
 [ $st -lt 124 ] || [ $st -gt 126 ] || machine_report
 exit $st

@@ -25,7 +25,8 @@
 #
 # Exit status: CMD's; 124 if the whole run exceeded NESTED_TIMEOUT seconds
 # (default 900); 125 if the outer machine failed to run CMD; 126 if it hung
-# (no heartbeat for NESTED_STALL seconds, default 90: see watch_machine).
+# (no heartbeat for NESTED_STALL seconds, default 90: see watch_machine) or
+# its kernel panicked.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -277,9 +278,15 @@ rm -f "$NESTED_OUT/want-kallsyms"
 if [ -s "$NESTED_OUT/rc" ]; then
 	rc=$(cat "$NESTED_OUT/rc")
 else
+	# Its own kernel crashing (seen: "stack guard page was hit" in a
+	# vCPU thread of lguest, under TCG's nested SVM) counts as a hang.
+	if [ ! -f "$NESTED_OUT/hung" ] && grep -q "Kernel panic" "$NESTED_OUT/console.log"; then
+		grep -m 1 -E "BUG:|Kernel panic" "$NESTED_OUT/console.log" |
+			sed 's/^\[[ 0-9.]*\] /its kernel crashed: /' >"$NESTED_OUT/hung"
+	fi
 	if [ -f "$NESTED_OUT/hung" ]; then
 		rc=126
-		note "the nested machine hung: $(cat "$NESTED_OUT/hung")"
+		note "the nested machine stopped: $(cat "$NESTED_OUT/hung")"
 	elif [ $qrc = 124 ]; then
 		rc=124
 	else

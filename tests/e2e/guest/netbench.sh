@@ -47,9 +47,15 @@ done
 # a guest whose every exit is expensive).
 s=/sys/class/net/eth0/statistics
 dev=$(basename "$(readlink /sys/class/net/eth0/device)")
-irqs=$(awk -v d="$dev-" 'index($0, d "input") || index($0, d "output") {
-	for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i } END { print n + 0 }' /proc/interrupts)
+# irqs_of QUEUE: the card's interrupts for its queues named so.
+irqs_of() {
+	awk -v d="$dev-$1" 'index($0, d) {
+		for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i } END { print n + 0 }' /proc/interrupts
+}
+rx_irqs=$(irqs_of input)
+tx_irqs=$(irqs_of output)
+irqs=$((rx_irqs + tx_irqs))
 busy=$(echo "$cpu0 $(cpu_jiffies)" | awk '{ printf "%.0f", ($4 > $2) ? 100 * ($3 - $1) / ($4 - $2) : 0 }')
-echo "LGTEST netbench stats tx_packets=$(cat $s/tx_packets) rx_packets=$(cat $s/rx_packets) interrupts=$irqs busy=$busy%"
+echo "LGTEST netbench stats tx_packets=$(cat $s/tx_packets) rx_packets=$(cat $s/rx_packets) interrupts=$irqs (rx $rx_irqs, tx $tx_irqs) busy=$busy%"
 echo "LGTEST netbench done"
 reboot -f

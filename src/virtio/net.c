@@ -69,18 +69,7 @@ struct rx_used {
  */
 #define NET_TX_COPY	2048
 
-/*
- * Transmit coalescing.  While the guest streams (kicks come less than
- * NET_TX_STREAM_NS apart), the tx thread waits NET_TX_HOLD_NS after a
- * kick before it sends: meanwhile the guest queues more, its TCP merges
- * small writes into bigger frames (autocorking: it holds data back while
- * earlier frames are still with the device), and both sides make fewer
- * kicks and interrupts.  A card that was idle (a ping, an ARP) is served
- * at once.  Measured in the nested machine, 16 MiB guest->host over TCP:
- * half the frames, a third of the interrupts, 2.6x the throughput.
- */
-#define NET_TX_STREAM_NS	1000000
-#define NET_TX_HOLD_NS		100000
+/* Transmit coalescing (NET_TX_HOLD_NS) is in net.h: vhost_net.c does it too. */
 #define NET_TX_SLOT_IOV	20
 
 /* One queued write: where its bytes are, until the write completes. */

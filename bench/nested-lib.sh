@@ -23,6 +23,11 @@ bench_timeout() {
 	(
 		sleep "$secs"
 		kill -0 $pid 2>/dev/null || exit 0
+		# lguest prints where each queue stands on SIGUSR2.
+		if [ "$1" = "${LGUEST:-}" ]; then
+			kill -USR2 $pid
+			sleep 1
+		fi
 		echo "# $1 still running after $secs s; its threads' kernel stacks:"
 		for t in /proc/$pid/task/*; do
 			echo "#   thread ${t##*/} ($(cat "$t/comm" 2>/dev/null)):"

@@ -31,6 +31,13 @@ cpu_jiffies() {
 	awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
 }
 cpu0=$(cpu_jiffies)
+# Where the CPU went while receiving: user, system, irq, softirq, steal
+# and idle jiffies, summed over the downloads (a guest that is "100%
+# busy" may be stolen from, or spend it all in softirq).
+cpu_split() {
+	awk '$1 == "cpu" { print $2 + $3, $4, $7, $8, $9, $5 + $6; exit }' /proc/stat
+}
+down_split="0 0 0 0 0 0"
 
 r=1
 while [ $r -le "$ROUNDS" ]; do
@@ -39,7 +46,10 @@ while [ $r -le "$ROUNDS" ]; do
 	else
 		echo "LGTEST netbench up $r failed"
 	fi
+	before=$(cpu_split)
 	echo "LGTEST netbench down $r $(nc "$PEER" 5002 </dev/null | wc -c)"
+	down_split=$(echo "$down_split $before $(cpu_split)" |
+		awk '{ for (i = 1; i <= 6; i++) printf "%d ", $i + $(i + 12) - $(i + 6) }')
 	r=$((r + 1))
 done
 # What it took, for the bench's notes: packets each way and the card's
@@ -57,5 +67,9 @@ tx_irqs=$(irqs_of output)
 irqs=$((rx_irqs + tx_irqs))
 busy=$(echo "$cpu0 $(cpu_jiffies)" | awk '{ printf "%.0f", ($4 > $2) ? 100 * ($3 - $1) / ($4 - $2) : 0 }')
 echo "LGTEST netbench stats tx_packets=$(cat $s/tx_packets) rx_packets=$(cat $s/rx_packets) interrupts=$irqs (rx $rx_irqs, tx $tx_irqs) busy=$busy%"
+echo "$down_split" | awk '{ t = 0; for (i = 1; i <= 6; i++) t += $i; if (!t) t = 1
+	printf "LGTEST netbench stats receiving: user %d%% sys %d%% irq %d%% softirq %d%% steal %d%% idle %d%%\n",
+		100 * $1 / t, 100 * $2 / t, 100 * $3 / t, 100 * $4 / t, 100 * $5 / t, 100 * $6 / t }'
+
 echo "LGTEST netbench done"
 reboot -f

@@ -10,6 +10,7 @@
 #ifndef LGUEST_H
 #define LGUEST_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +50,9 @@ extern bool verbose_on;
 void verbose(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Nanoseconds on a clock that never jumps (CLOCK_MONOTONIC). */
 u64 monotonic_ns(void);
+/* Name a thread "lg-<name>" (cut to the kernel's 15 characters), for
+ * top -H, ps -L and a hung launcher's stack dump. */
+void thread_name(pthread_t t, const char *name);
 /* A warning the user should always see. */
 void warn_user(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -24,6 +24,14 @@ u64 monotonic_ns(void)
 	return (u64)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
+void thread_name(pthread_t t, const char *name)
+{
+	char full[16];
+
+	snprintf(full, sizeof(full), "lg-%s", name);
+	pthread_setname_np(t, full);
+}
+
 /* Seconds since lguest started, for the trace: where the time goes. */
 static double elapsed(void)
 {

@@ -1059,7 +1059,7 @@ static int blk_activate(struct virtio_dev *dev)
 	b->hold_probe = 0;
 	b->inflight = b->pushed = 0;
 	req_init(b);
-	err = virtio_thread_start(&b->thread, blk_thread, b);
+	err = virtio_thread_start(&b->thread, "blk", blk_thread, b);
 	if (err) {
 		ring_down(b);
 		close(b->stop_fd);

@@ -493,7 +493,7 @@ static int vcon_activate(struct virtio_dev *dev)
 	c->guest_open = false;
 	c->rx_live = true;
 	pthread_mutex_unlock(&c->rx_lock);
-	err = virtio_thread_start(&c->thread, vcon_thread, c);
+	err = virtio_thread_start(&c->thread, "console", vcon_thread, c);
 	if (err) {
 		pthread_mutex_lock(&c->rx_lock);
 		c->rx_live = false;

@@ -142,7 +142,7 @@ static int rng_activate(struct virtio_dev *dev)
 	r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (r->stop_fd < 0)
 		return fail("virtio-rng: eventfd: %s", strerror(errno));
-	err = virtio_thread_start(&r->thread, rng_thread, r);
+	err = virtio_thread_start(&r->thread, "rng", rng_thread, r);
 	if (err) {
 		close(r->stop_fd);
 		r->stop_fd = -1;

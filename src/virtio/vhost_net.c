@@ -207,7 +207,7 @@ static int start_kicks(struct vhost_net *vh, const struct virtqueue *txq)
 
 	eventfd_read(vh->stop_fd, &stale);
 	vh->guest_kick = txq->kick_fd;
-	err = virtio_thread_start(&vh->kick_tid, tx_kick_thread, vh);
+	err = virtio_thread_start(&vh->kick_tid, "vhost-kick", tx_kick_thread, vh);
 	if (err)
 		return fail("vhost-net: cannot start the kick thread: %s", strerror(err));
 	vh->kick_running = true;

@@ -112,7 +112,7 @@ void vq_kicked(struct virtqueue *vq)
 	vq_count(&vq->stats.kicks, eventfd_drain(vq->kick_fd));
 }
 
-int virtio_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+int virtio_thread_start(pthread_t *t, const char *name, void *(*fn)(void *), void *arg)
 {
 	sigset_t all, old;
 	int err;
@@ -121,5 +121,7 @@ int virtio_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	err = pthread_create(t, NULL, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!err)
+		thread_name(*t, name);
 	return err;
 }

@@ -428,9 +428,14 @@ int vm_run_vcpus(void (*serve)(int stop_fd))
 	sigaddset(&kick, SIG_VCPU_KICK);
 	pthread_sigmask(SIG_BLOCK, &kick, NULL);
 
-	for (int i = 0; i < vm.ncpus; i++)
+	for (int i = 0; i < vm.ncpus; i++) {
+		char name[16];
+
 		if (pthread_create(&vm.vcpus[i].thread, NULL, vcpu_thread, &vm.vcpus[i]))
 			die_host("cannot start vCPU thread %d", i);
+		snprintf(name, sizeof(name), "vcpu%d", i);
+		thread_name(vm.vcpus[i].thread, name);
+	}
 	verbose("running the guest");
 	serve(vm.stop_fd);
 

@@ -15,10 +15,11 @@
 # keeps submitting, and must not make a guest that waits on each request
 # wait longer.
 #
-# Cache modes: lguest does buffered I/O on the file through io_uring, so
-# QEMU gets the matching cache=writeback,aio=io_uring (host page cache,
-# io_uring submission; cache=none would be O_DIRECT, which is neither
-# what lguest does nor possible on the tmpfs this runs on when nested).
+# Cache modes: lguest does buffered I/O on the file (reads through
+# io_uring, writes by its I/O thread), so QEMU gets the matching
+# cache=writeback,aio=io_uring (host page cache, io_uring submission;
+# cache=none would be O_DIRECT, which is neither what lguest does nor
+# possible on the tmpfs this runs on when nested).
 #
 # Each row is the median of BENCH_RUNS runs per launcher (default 3; a run
 # is ~15 s of guest benchmark plus a boot), interleaved; every run's value
@@ -99,7 +100,7 @@ median() {
 where=native
 [ -n "${NESTED:-}" ] && where="nested KVM (TCG + SVM outer machine)"
 echo "virtio-blk: guest O_DIRECT on /dev/vda, $DISK_MB MiB file on $(df -PT "$TMP" | awk 'NR == 2 { print $2 }'), 256 MiB, 1 vCPU, $where; median of $BENCH_RUNS; MB/s"
-echo "QEMU: -M $machine, virtio-blk-pci, cache=$CACHE,aio=$AIO (lguest: buffered I/O via io_uring)"
+echo "QEMU: -M $machine, virtio-blk-pci, cache=$CACHE,aio=$AIO (lguest: buffered I/O, reads via io_uring)"
 [ -z "$note" ] || echo "$note"
 printf '%-20s %9s %9s %8s\n' workload lguest qemu ratio
 for w in $WORKLOADS; do

@@ -8,8 +8,9 @@
  * kick it pops every available chain, turns each into a request (a header
  * naming the type and sector, data buffers, and a status byte at the very
  * end of the chain) and hands the I/O to io_uring, up to one request per
- * queue entry in flight.  Completions come back on the same thread, which
- * writes the status, pushes the used entry and signals the driver.
+ * queue entry in flight; writes it does itself (blk_submit says why).
+ * Completions come back on the same thread, which writes the status,
+ * pushes the used entry and signals the driver.
  *
  * io_uring can be missing (old kernels, seccomp filters in containers).
  * Then the same thread serves each request in turn with preadv/pwritev:
@@ -602,36 +603,48 @@ static void blk_do_sync(struct blk_dev *b, struct blk_req *r)
 /* ------------------------------------------------------------------ */
 /* The io_uring backend.                                              */
 
-/* A read or write; one buffer (the usual case) spares the kernel an iovec copy. */
-static void blk_prep_rw(struct blk_dev *b, struct blk_req *r, struct io_uring_sqe *sqe)
+/* A read; one buffer (the usual case) spares the kernel an iovec copy. */
+static void blk_prep_read(struct blk_dev *b, struct blk_req *r, struct io_uring_sqe *sqe)
 {
 	const struct iovec *iov = r->iov + r->first;
 	unsigned n = r->niov - r->first;
 
-	if (r->type == VIRTIO_BLK_T_IN) {
-		if (n == 1)
-			io_uring_prep_read(sqe, b->fd, iov->iov_base, iov->iov_len, r->off);
-		else
-			io_uring_prep_readv(sqe, b->fd, iov, n, r->off);
-		return;
-	}
 	if (n == 1)
-		io_uring_prep_write(sqe, b->fd, iov->iov_base, iov->iov_len, r->off);
+		io_uring_prep_read(sqe, b->fd, iov->iov_base, iov->iov_len, r->off);
 	else
-		io_uring_prep_writev(sqe, b->fd, iov, n, r->off);
-	sqe->rw_flags = write_flags(b);
+		io_uring_prep_readv(sqe, b->fd, iov, n, r->off);
 }
 
-/* Queue the request's next (or only) operation on the ring. */
+/*
+ * Queue the request's next (or only) operation on the ring; but do a
+ * write here and now.  A buffered write is one io_uring cannot start
+ * without blocking on the filesystems we meet (ext4, tmpfs of Linux 6.1),
+ * so it would hand each to a worker thread, one per file (the inode lock
+ * lets only one write in at a time anyway): a thread hop per write, a
+ * third thread wanting a CPU besides the guest's and ours, and each
+ * completion coming back alone, to be answered alone.  Done here, the
+ * copy into the page cache costs the same, and the answers go out in
+ * batches like the rest.  Measured: in the nested machine, 1 MiB writes
+ * at queue depth 4 went from 1.08x QEMU to 1.46x (medians of 3), the
+ * guest's CPU busy 53-70% instead of 91-93%, with 0.5 interrupts per
+ * request instead of 0.93; natively (bench/native-blk.sh, 6 interleaved
+ * pairs) 4 KiB random writes at queue depth 32 from 0.83x raw io_uring to
+ * 1.01x (medians).  Reads stay with io_uring: a cached one it does
+ * inline, at no extra cost, and an uncached one overlaps with our work.
+ */
 static void blk_submit(struct blk_dev *b, struct blk_req *r)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
+	struct io_uring_sqe *sqe = NULL;
 
-	/* The SQ has an entry per slot, so it cannot be full; if it ever
-	 * is, flush it and, failing that, do this one synchronously. */
-	if (!sqe) {
-		io_uring_submit(&b->ring);
+	if (r->type != VIRTIO_BLK_T_OUT) {
 		sqe = io_uring_get_sqe(&b->ring);
+		/* The SQ has an entry per slot, so it cannot be full; if
+		 * it ever is, flush it and, failing that, do this one
+		 * synchronously. */
+		if (!sqe) {
+			io_uring_submit(&b->ring);
+			sqe = io_uring_get_sqe(&b->ring);
+		}
 	}
 	if (!sqe) {
 		blk_do_sync(b, r);
@@ -640,15 +653,15 @@ static void blk_submit(struct blk_dev *b, struct blk_req *r)
 	}
 	switch (r->type) {
 	case VIRTIO_BLK_T_IN:
-	case VIRTIO_BLK_T_OUT:
-		blk_prep_rw(b, r, sqe);
+		blk_prep_read(b, r, sqe);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
 		/*
-		 * DRAIN: the fsync starts only after every request submitted
-		 * before it has completed, so each write the driver saw
-		 * acknowledged (and even those merely submitted) is in the
-		 * file before fdatasync runs; later requests wait for it.
+		 * Every write the driver sent before the flush is in the
+		 * page cache already (writes are done before we take the
+		 * next request); DRAIN also lets the fsync start only after
+		 * the ring's earlier operations (discards, write-zeroes)
+		 * complete, and holds the ring's later ones until it ends.
 		 */
 		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
 		sqe->flags |= IOSQE_IO_DRAIN;
@@ -672,7 +685,6 @@ static void blk_complete(struct blk_dev *b, struct blk_req *r, int res)
 	}
 	switch (r->type) {
 	case VIRTIO_BLK_T_IN:
-	case VIRTIO_BLK_T_OUT:
 		if (res == -EINTR || res == -EAGAIN) {
 			blk_submit(b, r);
 			return;
@@ -963,8 +975,8 @@ static void *blk_thread(void *arg)
 		/*
 		 * Just busy, and nothing left with io_uring: look for the
 		 * driver's next request before paying for a sleep.  Not while
-		 * io_uring works (buffered writes go to its worker threads):
-		 * the spin would take the CPU they need.
+		 * io_uring works (a read from disk, a flush, a discard may go
+		 * to its worker threads): the spin would take their CPU.
 		 */
 		polled = busy && b->use_uring && !b->inflight;
 		if (polled && blk_poll(b)) {

@@ -11,7 +11,8 @@
 # (E2E_CASE_TIMEOUT seconds, default 600), with stdin /dev/null and the cwd
 # a fresh scratch directory.  Return 0: pass; 77: skip (the last line the
 # case printed is the reason); anything else: fail.  What a case prints
-# (stdout and stderr) is shown, as TAP diagnostics, only when it fails.
+# (stdout and stderr) is shown, as TAP diagnostics, only when it fails;
+# a passing case's lines that begin "note: " are shown as diagnostics too.
 # The TAP name is GROUP/NAME; PATTERNs (shell globs on it; or E2E_CASES,
 # space-separated) pick cases, e.g. run-cases.sh 'boot/*' blk/blk.
 # E2E_FROM=K skips the picked cases before the K-th (the TAP keeps their
@@ -78,6 +79,8 @@ while read -r name file fn; do
 	if [ $st = 0 ]; then
 		echo "ok $n - $name"
 		echo "# $name: ${secs} s"
+		# What a passing case wants said (a retried boot, say).
+		tr -d '\r' <"$log" | sed -n "s/^note: /# $name: /p"
 		rm -rf "$CASE_TMP"
 	elif [ $st = 77 ]; then
 		echo "ok $n - $name # SKIP $(tr -d '\r' <"$log" | tail -n 1)"

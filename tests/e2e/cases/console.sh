@@ -29,15 +29,35 @@ con_fail() {
 # the test needs), one line on stdin, stdout read only after a pause so
 # the guest's burst of output meets a full pipe.  Every one of the 20000
 # lines must arrive, in order, then the echo of our line.
-case_hvc() {
+#
+# In the nested test machine a guest sometimes resets itself mid-run (a
+# triple fault, no message; its output simply stops).  Guests of Debian's
+# QEMU do it too under this same test (virtconsole on virtio-serial-pci,
+# stdio): in one session, 2 of 3 QEMU boots and 4 of 8 lguest boots.
+# That is the emulated SVM underneath, not the console, so such a boot
+# (lguest --verbose names it) is reported and the guest booted again, up
+# to CON_BOOTS (3) times; a reset in every boot still fails the test.
+con_boot() {
 	local st
-	con_setup || return 1
 	{
 		printf 'ping-from-host\n' |
-			timeout "$CON_TIMEOUT" "$LGUEST" --initrd="$INITRD" 256 "$BZIMAGE" \
+			timeout "$CON_TIMEOUT" "$LGUEST" --verbose --initrd="$INITRD" 256 "$BZIMAGE" \
 				console=hvc0 reboot=k panic=-1 lgtest=hvc 2>"$CON_DIR/err" && st=0 || st=$?
 		echo "$st" >"$CON_DIR/rc"
 	} | { sleep 5; cat; } >"$CON_DIR/log"
+}
+
+case_hvc() {
+	local st boot
+	con_setup || return 1
+	for ((boot = 1; boot <= ${CON_BOOTS:-3}; boot++)); do
+		con_boot
+		grep -q "triple fault, the guest reset" "$CON_DIR/err" || break
+		echo "note: boot $boot: the guest reset itself (triple fault) after" \
+			"$(tr -d '\r' <"$CON_DIR/log" | grep -c '^LGTEST hvc line ') lines; booting again" >&2
+	done
+	grep -q "triple fault, the guest reset" "$CON_DIR/err" &&
+		{ con_fail "the guest reset itself in each of $((boot - 1)) boots"; return 1; }
 	st=$(cat "$CON_DIR/rc")
 	[ "$st" = 0 ] || con_fail "lguest exited $st" || return 1
 	tr -d '\r' <"$CON_DIR/log" | grep -q "^LGTEST hvc hello, console is hvc0" ||

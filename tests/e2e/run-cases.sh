@@ -80,7 +80,7 @@ while read -r name file fn; do
 		echo "ok $n - $name"
 		echo "# $name: ${secs} s"
 		# What a passing case wants said (a retried boot, say).
-		tr -d '\r' <"$log" | sed -n "s/^note: /# $name: /p"
+		tr -d '\r' <"$log" | sed -n "s|^note: |# $name: |p"
 		rm -rf "$CASE_TMP"
 	elif [ $st = 77 ]; then
 		echo "ok $n - $name # SKIP $(tr -d '\r' <"$log" | tail -n 1)"

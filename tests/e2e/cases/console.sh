@@ -54,7 +54,7 @@ case_hvc() {
 		con_boot
 		grep -q "triple fault, the guest reset" "$CON_DIR/err" || break
 		echo "note: boot $boot: the guest reset itself (triple fault) after" \
-			"$(tr -d '\r' <"$CON_DIR/log" | grep -c '^LGTEST hvc line ') lines; booting again" >&2
+			"$(tr -d '\r' <"$CON_DIR/log" | grep -c '^LGTEST hvc line ') lines" >&2
 	done
 	grep -q "triple fault, the guest reset" "$CON_DIR/err" &&
 		{ con_fail "the guest reset itself in each of $((boot - 1)) boots"; return 1; }

@@ -794,14 +794,13 @@ static int start_threads(struct net_dev *n)
 		return fail("net: cannot start the tx thread: %s", strerror(err));
 	thread_name(n->tx_tid, "net-tx");
 	err = pthread_create(&n->rx_tid, NULL, rx_thread, n);
-	if (!err)
-		thread_name(n->rx_tid, "net-rx");
 	if (err) {
 		eventfd_write(n->stop_fd, 1);
 		pthread_join(n->tx_tid, NULL);
 		eventfd_drain(n->stop_fd);
 		return fail("net: cannot start the rx thread: %s", strerror(err));
 	}
+	thread_name(n->rx_tid, "net-rx");
 	n->threads_running = true;
 	return 0;
 }

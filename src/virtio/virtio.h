@@ -98,9 +98,10 @@ void virtio_interrupt(struct virtio_dev *dev, int qidx);
 void virtio_needs_reset(struct virtio_dev *dev);
 
 /*
- * Start a device thread, named "lg-<name>" (thread_name).  It is born with every signal blocked:
- * signals belong to the main thread (SIGINT/SIGTERM) and the vCPU threads
- * (their kick), whichever thread the device happens to be activated on.
+ * Start a device thread, named "lg-<name>" (thread_name).  It is born
+ * with every signal blocked: signals belong to the main thread
+ * (SIGINT/SIGTERM) and the vCPU threads (their kick), whichever thread
+ * the device happens to be activated on.
  * Returns pthread_create()'s error number.
  */
 int virtio_thread_start(pthread_t *t, const char *name, void *(*fn)(void *), void *arg);

@@ -7,7 +7,7 @@
 #
 # A case is a bash function named case_NAME in a file tests/e2e/cases/
 # GROUP.sh; every such file is a group, its cases run in the order written,
-# each in a fresh bash (which sources only its own file) under a timeout
+# each in a fresh bash (which sources case-lib.sh, then its own file) under a timeout
 # (E2E_CASE_TIMEOUT seconds, default 600), with stdin /dev/null and the cwd
 # a fresh scratch directory.  Return 0: pass; 77: skip (the last line the
 # case printed is the reason); anything else: fail.  What a case prints
@@ -33,7 +33,7 @@ if [ -z "${BZIMAGE:-}" ] || [ -z "${VMLINUX:-}" ] || [ -z "${KVER:-}" ]; then
 	eval "$("$E2E/kernel.sh")" || die "no kernel"
 fi
 : "${INITRD:=$("$E2E/guest-initrd.sh")}"
-export TOP LGUEST BZIMAGE VMLINUX KVER INITRD
+export TOP LGUEST BZIMAGE VMLINUX KVER INITRD E2E_CASE_TIMEOUT
 [ $# -gt 0 ] || set -- ${E2E_CASES:-}
 
 # The cases: "GROUP/NAME FILE FUNCTION" lines, in order.
@@ -72,7 +72,7 @@ while read -r name file fn; do
 	log=$CASE_TMP/.case.log
 	start=$(date +%s.%N)
 	(cd "$CASE_TMP" &&
-		timeout -k 10 "$E2E_CASE_TIMEOUT" bash -c '. "$1"; "$2"' case "$file" "$fn") \
+		timeout -k 10 "$E2E_CASE_TIMEOUT" bash -c '. "$1"; . "$2"; "$3"' case "$E2E/case-lib.sh" "$file" "$fn") \
 		</dev/null >"$log" 2>&1
 	st=$?
 	secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')

@@ -36,7 +36,7 @@ acpi_has() {
 acpi_poweroff() {
 	local st
 	acpi_setup || return 1
-	timeout "$ACPI_TIMEOUT" "$LGUEST" --cpus="$1" --initrd="$INITRD" 256 "$BZIMAGE" \
+	timeout -k 10 "$ACPI_TIMEOUT" "$LGUEST" --cpus="$1" --initrd="$INITRD" 256 "$BZIMAGE" \
 		lgtest=poweroff </dev/null >"$ACPI_DIR/log" 2>&1 && st=0 || st=$?
 	[ $st -eq 0 ] || acpi_fail "lguest exited $st" || return 1
 	acpi_has "LGTEST poweroff cpus $1" || acpi_fail "the guest did not see $1 CPUs"
@@ -70,7 +70,7 @@ case_smp4() {
 case_panic() {
 	local st
 	acpi_setup || return 1
-	timeout "$ACPI_TIMEOUT" "$LGUEST" --initrd="$INITRD" 256 "$BZIMAGE" \
+	timeout -k 10 "$ACPI_TIMEOUT" "$LGUEST" --initrd="$INITRD" 256 "$BZIMAGE" \
 		lgtest=panic </dev/null >"$ACPI_DIR/log" 2>&1 && st=0 || st=$?
 	acpi_has "LGTEST panic pvpanic=bound" ||
 		acpi_fail "pvpanic-mmio did not bind to QEMU0001 (modules pvpanic, pvpanic_mmio in the initramfs?)" ||

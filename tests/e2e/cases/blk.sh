@@ -63,7 +63,7 @@ case_blk() {
 	want_b=$(sha_of "$b" 0)
 	want_w=$(yes lguest-written | head -c 1048576 | sha256sum | cut -d' ' -f1)
 
-	timeout "$BLK_TIMEOUT" "$LGUEST" --block="$a" --block="$b,ro" --initrd="$INITRD" \
+	timeout -k 10 "$BLK_TIMEOUT" "$LGUEST" --block="$a" --block="$b,ro" --initrd="$INITRD" \
 		256 "$BZIMAGE" lgtest=blk </dev/null >"$BLK_DIR/log" 2>&1 && st=0 || st=$?
 	[ $st -eq 0 ] || blk_fail "lguest exited $st" || return 1
 	grep -q "LGTEST blk done" "$BLK_DIR/log" || blk_fail "the guest did not finish" || return 1

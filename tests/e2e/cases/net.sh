@@ -109,20 +109,41 @@ PY
 	done
 }
 
+# net_guest OPTS: one boot of the "net" guest on --tunnet=<sub>.1/24OPTS.
+net_guest() {
+	timeout -k 10 "$NET_TIMEOUT" "$LGUEST" --verbose --tunnet="$NET_SUB.1/24$1" \
+		--initrd="$INITRD" 256 "$BZIMAGE" lgtest=net lgnet="$NET_SUB.2,$NET_SUB.1" \
+		</dev/null >"$NET_DIR/guest.log" 2>"$NET_DIR/lguest.err"
+}
+
 # net_transfer OPTS BACKEND: boot a guest on --tunnet=<sub>.1/24OPTS, ping,
 # 2 MiB each way; the card must have been served by BACKEND.
+#
+# In the nested test machine a guest sometimes resets itself mid-transfer
+# (a triple fault, no message), QEMU's guests as well as ours: see
+# tests/e2e/cases/console.sh.  Such a boot is noted and the guest booted
+# again, up to NET_BOOTS (3) times while another boot fits in the time.
 net_transfer() {
-	local opts=$1 backend=$2 st want_up want_down got
+	local opts=$1 backend=$2 st want_up want_down got boot t0 longest=0
 	net_setup || return 1
 	[ -z "$(net_taps)" ] || net_fail "taps left from before: $(net_taps)" || return 1
 	want_up=$(yes lguest-net-up | head -c 2097152 | sha256sum | cut -d' ' -f1)
 	want_down=$(yes lguest-net-down | head -c 2097152 | sha256sum | cut -d' ' -f1)
-	net_server
-
-	timeout "$NET_TIMEOUT" "$LGUEST" --verbose --tunnet="$NET_SUB.1/24$opts" \
-		--initrd="$INITRD" 256 "$BZIMAGE" lgtest=net lgnet="$NET_SUB.2,$NET_SUB.1" \
-		</dev/null >"$NET_DIR/guest.log" 2>"$NET_DIR/lguest.err" && st=0 || st=$?
-	[ $st -eq 0 ] || net_fail "lguest exited $st" || return 1
+	for ((boot = 1; ; boot++)); do
+		net_server
+		t0=$SECONDS
+		net_guest "$opts" && st=0 || st=$?
+		guest_reset "$NET_DIR/lguest.err" || break
+		echo "note: boot $boot: the guest reset itself (triple fault) after:" \
+			"$(tr -d '\r' <"$NET_DIR/guest.log" | grep '^LGTEST net' | tail -n 1)" >&2
+		longest=$((SECONDS - t0 > longest ? SECONDS - t0 : longest))
+		[ $boot -lt "${NET_BOOTS:-3}" ] && boot_fits "$longest" || break
+		net_cleanup
+		rm -f "$NET_DIR/upload" "$NET_DIR/upload.ready"
+	done
+	guest_reset "$NET_DIR/lguest.err" &&
+		{ net_fail "the guest reset itself in each of $boot boots"; return 1; }
+	[ $st -eq 0 ] || net_fail "lguest exited $st$(status_why $st "$NET_TIMEOUT")" || return 1
 	grep -q "LGTEST net done" "$NET_DIR/guest.log" || net_fail "the guest did not finish" || return 1
 	grep -q "served by $backend" "$NET_DIR/lguest.err" ||
 		net_fail "the card was not served by $backend" || return 1

@@ -32,7 +32,7 @@ rng_val() {
 case_rng() {
 	local st s1 s2
 	rng_setup || return 1
-	timeout "$RNG_TIMEOUT" "$LGUEST" --initrd="$INITRD" 256 "$BZIMAGE" \
+	timeout -k 10 "$RNG_TIMEOUT" "$LGUEST" --initrd="$INITRD" 256 "$BZIMAGE" \
 		lgtest=hwrng </dev/null >"$RNG_DIR/log" 2>&1 && st=0 || st=$?
 	[ $st -eq 0 ] || rng_fail "lguest exited $st" || return 1
 	case $(rng_val current) in

@@ -391,11 +391,13 @@ static void report_devices(void)
 	for_each_device(virtio_report);
 }
 
-/* SIGUSR2: where the UART and every queue stand (see virtio_dump). */
+/* SIGUSR2: where the UART, every queue and the vCPUs stand (virtio_dump,
+ * vm_dump). */
 static void dump_devices(void)
 {
 	serial_dump(console_uart);
 	for_each_device(virtio_dump);
+	vm_dump();
 }
 
 /*

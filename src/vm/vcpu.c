@@ -288,6 +288,68 @@ static void vcpu_dump(struct vcpu *v)
 		s.cs.selector, s.ss.selector);
 }
 
+/* One 32-bit register of the local APIC page KVM_GET_LAPIC returns. */
+static u32 apic_reg(const struct kvm_lapic_state *la, unsigned int off)
+{
+	u32 v;
+
+	memcpy(&v, la->regs + off, sizeof(v));
+	return v;
+}
+
+/* The highest vector set in a 256-bit APIC bitmap (IRR, ISR), or -1. */
+static int apic_top_vector(const struct kvm_lapic_state *la, unsigned int base)
+{
+	for (int i = 7; i >= 0; i--) {
+		u32 bits = apic_reg(la, base + i * 0x10);
+
+		if (bits)
+			return i * 32 + 31 - __builtin_clz(bits);
+	}
+	return -1;
+}
+
+/*
+ * The other half of vm_dump(), on the vCPU's own thread (vCPU ioctls wait
+ * while KVM_RUN runs): a guest that hangs is usually halted, and then the
+ * question is what should have woken it: its timer, or an interrupt.
+ */
+static void vcpu_dump_wait(struct vcpu *v)
+{
+	static const char *const mp_names[] = { "runnable", "uninitialized", "init-received",
+						"halted", "sipi-received", "stopped" };
+	struct kvm_lapic_state la;
+	struct kvm_vcpu_events ev;
+	struct kvm_mp_state mp;
+
+	vcpu_dump(v);
+	if (ioctl(v->fd, KVM_GET_MP_STATE, &mp) < 0 || ioctl(v->fd, KVM_GET_LAPIC, &la) < 0 ||
+	    ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return;
+	fprintf(stderr,
+		"lguest: vCPU %d: %s; APIC timer lvt %08x initial %u current %u divide %x; "
+		"tpr %x, highest irr %d isr %d; event injected %u (vector %u), nmi pending %u\n",
+		v->id, mp.mp_state < ARRAY_SIZE(mp_names) ? mp_names[mp.mp_state] : "?",
+		apic_reg(&la, 0x320), apic_reg(&la, 0x380), apic_reg(&la, 0x390),
+		apic_reg(&la, 0x3e0), apic_reg(&la, 0x80), apic_top_vector(&la, 0x200),
+		apic_top_vector(&la, 0x100), ev.interrupt.injected, ev.interrupt.nr,
+		ev.nmi.pending);
+}
+
+/* SIGUSR2's KVM half (vm.h): the PIT here, each vCPU on its thread. */
+void vm_dump(void)
+{
+	struct kvm_pit_state2 pit;
+
+	if (ioctl(vm.vm_fd, KVM_GET_PIT2, &pit) == 0)
+		fprintf(stderr, "lguest: PIT channel 0: mode %u count %u gate %u\n",
+			pit.channels[0].mode, pit.channels[0].count, pit.channels[0].gate);
+	for (int i = 0; i < vm.ncpus; i++) {
+		atomic_store(&vm.vcpus[i].dump_wanted, true);
+		pthread_kill(vm.vcpus[i].thread, SIG_VCPU_KICK);
+	}
+}
+
 /* Port I/O: string instructions arrive as `count` back-to-back accesses. */
 static void vcpu_pio(struct kvm_run *run)
 {
@@ -390,6 +452,8 @@ static void *vcpu_thread(void *arg)
 		report_start_cost();
 
 	for (;;) {
+		if (atomic_exchange(&v->dump_wanted, false))
+			vcpu_dump_wait(v);
 		/* immediate_exit is set by vm_run_vcpus() when stopping: KVM_RUN
 		 * then returns EINTR at once instead of entering the guest. */
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {

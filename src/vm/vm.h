@@ -30,6 +30,10 @@ int vm_setup_vcpus(const struct boot_entry *be);
 int vm_run_vcpus(void (*serve)(int stop_fd));
 /* Ask the VM to stop with this exit status (first caller wins). */
 void vm_stop(int status);
+/* For a guest that seems stuck (SIGUSR2): each vCPU prints on stderr
+ * where it stands (registers, halted or not, its APIC timer, interrupts
+ * waiting), and the PIT's state; the guest carries on. */
+void vm_dump(void);
 /* eventfd that becomes readable once vm_stop() was called. */
 int vm_stop_fd(void);
 /* True when /dev/kvm cannot run a stock kernel natively (PVM, no vmx/svm). */

@@ -8,12 +8,14 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 struct vcpu {
 	int id;
 	int fd;
 	struct kvm_run *run;
 	pthread_t thread;
+	atomic_bool dump_wanted;	/* vm_dump() asked; the thread prints */
 };
 
 struct vm_state {

@@ -59,7 +59,7 @@ for v in BOOT_TIMEOUT BLK_TIMEOUT NET_TIMEOUT CON_TIMEOUT RNG_TIMEOUT ACPI_TIMEO
 	export "$v=${!v:-$E2E_BOOT_TIMEOUT}"
 done
 export E2E_CASE_TIMEOUT=${E2E_CASE_TIMEOUT:-400}
-export NESTED_TIMEOUT=${NESTED_TIMEOUT:-840}
+export NESTED_TIMEOUT=${NESTED_TIMEOUT:-1500}
 
 echo "# e2e: running the cases $how"
 if [ $how = native ]; then

@@ -336,14 +336,14 @@ static void vcpu_dump_wait(struct vcpu *v)
 		ev.nmi.pending);
 }
 
-/* SIGUSR2's KVM half (vm.h): the PIT here, each vCPU on its thread. */
+/*
+ * SIGUSR2's KVM half (vm.h): each vCPU prints on its own thread.  Nothing
+ * here may wait on KVM: this runs on the main loop, and a vCPU wedged in
+ * the kernel holds locks (the PIT's, for one) that a VM ioctl would wait
+ * on forever, taking SIGTERM's handling down with it.
+ */
 void vm_dump(void)
 {
-	struct kvm_pit_state2 pit;
-
-	if (ioctl(vm.vm_fd, KVM_GET_PIT2, &pit) == 0)
-		fprintf(stderr, "lguest: PIT channel 0: mode %u count %u gate %u\n",
-			pit.channels[0].mode, pit.channels[0].count, pit.channels[0].gate);
 	for (int i = 0; i < vm.ncpus; i++) {
 		atomic_store(&vm.vcpus[i].dump_wanted, true);
 		pthread_kill(vm.vcpus[i].thread, SIG_VCPU_KICK);

@@ -32,7 +32,7 @@ int vm_run_vcpus(void (*serve)(int stop_fd));
 void vm_stop(int status);
 /* For a guest that seems stuck (SIGUSR2): each vCPU prints on stderr
  * where it stands (registers, halted or not, its APIC timer, interrupts
- * waiting), and the PIT's state; the guest carries on. */
+ * waiting); the guest carries on. */
 void vm_dump(void);
 /* eventfd that becomes readable once vm_stop() was called. */
 int vm_stop_fd(void);

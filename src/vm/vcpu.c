@@ -37,6 +37,7 @@
 #define MSR_SYSCALL_MASK	0xc0000084
 #define MSR_KERNEL_GS_BASE	0xc0000102
 #define CPUID_HYPERVISOR_BIT	(1u << 31)
+#define CPUID_TSC_DEADLINE_BIT	(1u << 24)	/* leaf 1, ecx */
 
 static struct kvm_cpuid2 *supported_cpuid(void)
 {
@@ -84,15 +85,31 @@ static struct kvm_cpuid2 *supported_cpuid(void)
  * network pays too: in one nested session, TCP against QEMU went from
  * 0.91-1.05x with PV EOI to 0.74-0.92x without (the nested CPU lacks
  * next-RIP save, so KVM decodes each EOI write to skip it).
+ *
+ * Plus the TSC-deadline timer, when KVM can emulate it (QEMU adds it the
+ * same way: KVM only lists it among its supported bits since Linux 6.14).
+ * With it, ARAT (which KVM does list) and kvm-clock's TSC rate, Linux
+ * needs no PIT: no calibrating its APIC timer against PIT ticks (about
+ * 1 s of a nested guest's boot), and the PIT is switched off once instead
+ * of becoming the guest's broadcast timer.  That matters beyond speed: in
+ * the nested test machine a guest hung (2 of about 20 network test runs,
+ * and once in CI) with its vCPU thread inside KVM, writing the PIT, which
+ * waits for KVM's PIT thread (kvm-pit) to finish its work; that thread sat
+ * at 50-60% CPU for minutes and never did.  Without the PIT in use, the
+ * guest never takes that path.
  */
 static void cpuid_personalize(struct kvm_cpuid2 *c, int id)
 {
+	bool deadline = ioctl(vm.kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+
 	for (u32 i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
 
 		switch (e->function) {
 		case 1:
 			e->ecx |= CPUID_HYPERVISOR_BIT;
+			if (deadline)
+				e->ecx |= CPUID_TSC_DEADLINE_BIT;
 			e->ebx = (e->ebx & 0x0000ffff) | ((u32)vm.ncpus << 16) | ((u32)id << 24);
 			if (vm.ncpus > 1)
 				e->edx |= 1u << 28;	/* HTT: ebx[23:16] is valid */

@@ -44,6 +44,10 @@ case_hello() {
 	hello_ok log || return 1
 	has log "lgtest=hello lgmark=42" || fail log "our command line did not arrive" || return 1
 	has log "console=ttyS0" || fail log "lguest did not add console=ttyS0" || return 1
+	# The TSC-deadline timer (src/vm/vcpu.c): the guest ticks with it and
+	# leaves the PIT off, not even a broadcast timer ("<NULL>").
+	has log "LGTEST clockevents <NULL> lapic-deadline" ||
+		fail log "the guest's timers are not '<NULL> lapic-deadline'" || return 1
 }
 
 # (b) A line piped into lguest's stdin reaches the guest's console.

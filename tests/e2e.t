@@ -76,8 +76,8 @@ last_tap=$WORK/e2e-last.tap
 
 # One machine runs the cases.  If it hangs or crashes (nested.sh says 126:
 # its kernel stopped, panicked or reset itself, which no user process
-# should be able to cause; seen under TCG's nested SVM, about once in
-# 15-30 minutes of guests on some days), a fresh one resumes with the case
+# should be able to cause; seen under TCG's nested SVM, on some days
+# several times an hour), a fresh one resumes with the case
 # that was running, up to E2E_RESUMES (2) times.  (nested.sh itself shows,
 # on stderr, the console, CPUs and heartbeat of a machine that did not
 # finish.)

@@ -510,8 +510,7 @@ static void vcpu_join(struct vcpu *v)
 
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += VCPU_JOIN_SECS;
-	while ((err = pthread_timedjoin_np(v->thread, NULL, &deadline)) == EINTR)
-		;
+	err = pthread_timedjoin_np(v->thread, NULL, &deadline);
 	if (err == ETIMEDOUT)
 		warn_user("vCPU %d did not leave KVM_RUN within %d s (stuck in the kernel); "
 			  "stopping without it", v->id, VCPU_JOIN_SECS);

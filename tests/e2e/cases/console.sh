@@ -49,7 +49,7 @@ con_boot() {
 }
 
 case_hvc() {
-	local st boot t0 longest=0
+	local st boot t0
 	con_setup || return 1
 	for ((boot = 1; ; boot++)); do
 		t0=$SECONDS
@@ -57,8 +57,7 @@ case_hvc() {
 		guest_reset "$CON_DIR/err" || break
 		echo "note: boot $boot: the guest reset itself (triple fault) after" \
 			"$(tr -d '\r' <"$CON_DIR/log" | grep -c '^LGTEST hvc line ') lines" >&2
-		longest=$((SECONDS - t0 > longest ? SECONDS - t0 : longest))
-		[ $boot -lt "${CON_BOOTS:-3}" ] && boot_fits "$longest" || break
+		boot_again "$boot" "${CON_BOOTS:-3}" "$t0" || break
 	done
 	guest_reset "$CON_DIR/err" &&
 		{ con_fail "the guest reset itself in each of $boot boots"; return 1; }

@@ -124,7 +124,7 @@ net_guest() {
 # tests/e2e/cases/console.sh.  Such a boot is noted and the guest booted
 # again, up to NET_BOOTS (3) times while another boot fits in the time.
 net_transfer() {
-	local opts=$1 backend=$2 st want_up want_down got boot t0 longest=0
+	local opts=$1 backend=$2 st want_up want_down got boot t0
 	net_setup || return 1
 	[ -z "$(net_taps)" ] || net_fail "taps left from before: $(net_taps)" || return 1
 	want_up=$(yes lguest-net-up | head -c 2097152 | sha256sum | cut -d' ' -f1)
@@ -136,8 +136,7 @@ net_transfer() {
 		guest_reset "$NET_DIR/lguest.err" || break
 		echo "note: boot $boot: the guest reset itself (triple fault) after:" \
 			"$(tr -d '\r' <"$NET_DIR/guest.log" | grep '^LGTEST net' | tail -n 1)" >&2
-		longest=$((SECONDS - t0 > longest ? SECONDS - t0 : longest))
-		[ $boot -lt "${NET_BOOTS:-3}" ] && boot_fits "$longest" || break
+		boot_again "$boot" "${NET_BOOTS:-3}" "$t0" || break
 		net_cleanup
 		rm -f "$NET_DIR/upload" "$NET_DIR/upload.ready"
 	done
@@ -205,6 +204,8 @@ net_pair_boot() {
 		fi
 		sleep 0.1
 	done
+	# Out of time already: net_wait is to kill at once, not wait again.
+	[ $i -lt $((NET_TIMEOUT * 10)) ] || local NET_TIMEOUT=0
 	net_wait "$a" && sta=0 || sta=$?
 	net_wait "$b" && stb=0 || stb=$?
 	NET_PIDS=
@@ -212,7 +213,7 @@ net_pair_boot() {
 
 # Two guests, one bridge: each pings the other.
 case_net_bridge() {
-	local sta stb mac_a mac_b boot t0 longest=0 g
+	local sta stb mac_a mac_b boot t0 g
 	net_setup || return 1
 	NET_BRIDGE=lgbr$((RANDOM % 1000))
 	ip link add "$NET_BRIDGE" type bridge && ip link set "$NET_BRIDGE" up ||
@@ -225,8 +226,7 @@ case_net_bridge() {
 		guest_reset "$NET_DIR/b.err" && g="$g${g:+ and }b"
 		[ -n "$g" ] || break
 		echo "note: boot $boot: guest $g reset itself (triple fault)" >&2
-		longest=$((SECONDS - t0 > longest ? SECONDS - t0 : longest))
-		[ $boot -lt "${NET_BOOTS:-3}" ] && boot_fits "$longest" || break
+		boot_again "$boot" "${NET_BOOTS:-3}" "$t0" || break
 	done
 	[ -z "$g" ] || net_fail "a guest reset itself in each of $boot boots" || return 1
 	[ $sta -eq 0 ] && [ $stb -eq 0 ] ||

@@ -11,8 +11,11 @@
 # and, the userspace backends, lguest ",vhost=off" against QEMU vhost=off.
 # The guest sends NET_MIB MiB (default 16:
 # the nested machine is emulated, so a few MB/s) to the host over TCP, then
-# receives as much, NET_ROUNDS times (default BENCH_RUNS, or 3) in one boot;
-# a boot that ends early (see run) is followed by one for the rest.
+# receives as much: one round per boot, NET_ROUNDS rounds per row (default
+# BENCH_RUNS, or 3).  Boots alternate between lguest and QEMU (lguest,
+# QEMU, lguest, ...), so a nested machine that drifts slower or faster
+# over the minutes a row takes weighs on both alike; a boot that ends
+# early (see run) keeps what it finished and is followed by another.
 # The host side (a python3 server here) times each transfer: from accept()
 # to the end of the fixed byte count (guest to host), and from accept() to
 # the guest closing after it has read every byte (host to guest).  Rows:
@@ -88,7 +91,7 @@ PY
 APPEND="console=ttyS0 quiet reboot=t panic=-1 tsc=reliable no_timer_check"
 APPEND="$APPEND i8042.noaux i8042.nomux i8042.nopnp 8250.nr_uarts=1 cryptomgr.notests"
 SIZE=$((NET_MIB * 1048576))
-declare -A mbps resets
+declare -A mbps resets boots
 
 # run ROW CMD...: one boot: start the server for $ROUNDS rounds, run CMD
 # (a guest asked for as many), and append each transfer that completed to
@@ -118,37 +121,64 @@ run() {
 			awk -v r="$r" -v n="$SIZE" '$1 == "down" && $2 == r && $3 == n' "$TMP/res" 2>/dev/null
 		done >>"$TMP/$row.res"
 	if [ $st != 0 ] || ! grep -q "LGTEST netbench done" "$TMP/log"; then
-		echo "# $row: boot $boot ended early (exit $st); the end of its output:"
+		echo "# $row: boot ${boots[$row]} ended early (exit $st); the end of its output:"
 		run_log_tail "$TMP/log"
 		cat "$TMP/server.log" "$TMP/res" 2>/dev/null | tail -n 4 | sed 's/^/#   host: /'
 		resets[$row]=$((${resets[$row]:-0} + 1))
 		return
 	fi
-	tr -d '\r' <"$TMP/log" | sed -n "s/^LGTEST netbench stats /# $row guest: /p" >>"$TMP/notes"
+	# What the guest's last complete boot cost it (see the notes).
+	tr -d '\r' <"$TMP/log" | sed -n "s/^LGTEST netbench stats /# $row guest: /p" >"$TMP/$row.stats"
 }
 
-# measure ROW LAUNCHER ARGS...: boot guests by "LAUNCHER ARGS..." (lguest_run
-# or qemu_run) until NET_ROUNDS transfers each way have completed, at most
-# NET_ROUNDS + 2 boots, each asked for the rounds still missing; then
-# ROW's median MB/s per direction in mbps[ROW,up] and mbps[ROW,down].
-measure() {
-	local row=$1 dir med up down boot
+# missing ROW: the rounds ROW still lacks (the fewer direction counts).
+missing() {
+	local up down
+	up=$(grep -c '^up ' "$TMP/$1.res")
+	down=$(grep -c '^down ' "$TMP/$1.res")
+	echo $((NET_ROUNDS - (up < down ? up : down)))
+}
+
+# wants ROW: ROW still lacks a round and has boots left (2 x NET_ROUNDS
+# + 2: in the nested machine, guests of both launchers reset mid-transfer
+# now and then).
+wants() {
+	[ "$(missing "$1")" -gt 0 ] && [ "${boots[$1]:-0}" -lt $((2 * NET_ROUNDS + 2)) ]
+}
+
+# boot_row ROW LAUNCHER ARGS...: one more boot of ROW by "LAUNCHER
+# ARGS..." (lguest_run or qemu_run), asked for one round, if ROW wants it.
+boot_row() {
+	wants "$1" || return 0
+	boots[$1]=$((${boots[$1]:-0} + 1))
+	ROUNDS=1
+	"${@:2}"
+}
+
+# pair LROW LARGS... -- QROW QARGS...: boot_row the two rows in turn until
+# neither wants more; then each row's median MB/s per direction in
+# mbps[ROW,up] and mbps[ROW,down].
+pair() {
+	local a=() b=() row dir med
+	while [ "$1" != -- ]; do a+=("$1"); shift; done
 	shift
-	: >"$TMP/$row.res"
-	for ((boot = 1; boot <= NET_ROUNDS + 2; boot++)); do
-		up=$(grep -c '^up ' "$TMP/$row.res")
-		down=$(grep -c '^down ' "$TMP/$row.res")
-		ROUNDS=$((NET_ROUNDS - (up < down ? up : down)))
-		[ $ROUNDS -gt 0 ] || break
-		"$@"
+	b=("$@")
+	: >"$TMP/${a[0]}.res"
+	: >"$TMP/${b[0]}.res"
+	while wants "${a[0]}" || wants "${b[0]}"; do
+		boot_row "${a[@]}"
+		boot_row "${b[@]}"
 	done
-	[ -z "${resets[$row]:-}" ] ||
-		echo "# $row: ${resets[$row]} of $((boot - 1)) boots ended early; the rows use the transfers that completed" >>"$TMP/notes"
-	for dir in up down; do
-		[ "$(grep -c "^$dir " "$TMP/$row.res")" -ge "$NET_ROUNDS" ] || continue
-		med=$(awk -v d=$dir '$1 == d { print $3 / $4 / 1e6 }' "$TMP/$row.res" | sort -n |
-			awk '{ v[NR] = $1 } END { if (NR) printf "%.1f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
-		mbps[$row,$dir]=$med
+	for row in "${a[0]}" "${b[0]}"; do
+		cat "$TMP/$row.stats" >>"$TMP/notes" 2>/dev/null
+		[ -z "${resets[$row]:-}" ] ||
+			echo "# $row: ${resets[$row]} of ${boots[$row]} boots ended early; the rows use the transfers that completed" >>"$TMP/notes"
+		for dir in up down; do
+			[ "$(grep -c "^$dir " "$TMP/$row.res")" -ge "$NET_ROUNDS" ] || continue
+			med=$(awk -v d=$dir '$1 == d { print $3 / $4 / 1e6 }' "$TMP/$row.res" | sort -n |
+				awk '{ v[NR] = $1 } END { if (NR) printf "%.1f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+			mbps[$row,$dir]=$med
+		done
 	done
 }
 
@@ -181,10 +211,10 @@ lguest_run() {
 		$(guest_args "$2")
 }
 
-measure lguest-vhost lguest_run lguest-vhost 169.254.171 ""
-measure qemu-vhost qemu_run qemu-vhost 169.254.172 on
-measure lguest-user lguest_run lguest-user 169.254.173 ",vhost=off"
-measure qemu-user qemu_run qemu-user 169.254.174 off
+pair lguest-vhost lguest_run lguest-vhost 169.254.171 "" -- \
+	qemu-vhost qemu_run qemu-vhost 169.254.172 on
+pair lguest-user lguest_run lguest-user 169.254.173 ",vhost=off" -- \
+	qemu-user qemu_run qemu-user 169.254.174 off
 
 where=native
 [ -n "${NESTED:-}" ] && where="nested KVM (TCG + SVM outer machine)"

@@ -11,6 +11,16 @@ if [ -z "${BZIMAGE:-}" ] || [ -z "${VMLINUX:-}" ]; then eval "$(tests/e2e/kernel
 : "${BENCH_RUNS:=3}"
 : "${BENCH_TIMEOUT:=300}"
 
+# median [FMT]: the median of the numbers on stdin, one per line (the
+# mean of the middle two for an even count), printed by FMT if given;
+# nothing for no numbers.
+median() {
+	sort -n | awk -v fmt="${1:-}" '{ v[NR] = $1 } END {
+		if (!NR) exit
+		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		if (fmt != "") printf fmt, m; else print m }'
+}
+
 # bench_timeout SECS CMD...: CMD under a time limit, status 124 if it ran
 # out, like timeout(1); but first it prints where each of CMD's threads
 # sleeps in the kernel.  A launcher that hangs (once seen inside

@@ -90,11 +90,10 @@ for ((i = 1; i <= BENCH_RUNS; i++)); do
 	fi
 done
 
-# median ROW NAME: the median MB/s of workload NAME in ROW (empty if none).
-median() {
+# row_median ROW NAME: the median MB/s of workload NAME in ROW (empty if none).
+row_median() {
 	[ -s "$TMP/$1" ] || return 0
-	awk -v n="$2" '$1 == n { print $2 }' "$TMP/$1" | sort -n |
-		awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+	awk -v n="$2" '$1 == n { print $2 }' "$TMP/$1" | median
 }
 
 where=native
@@ -104,8 +103,8 @@ echo "QEMU: -M $machine, virtio-blk-pci, cache=$CACHE,aio=$AIO (lguest: buffered
 [ -z "$note" ] || echo "$note"
 printf '%-20s %9s %9s %8s\n' workload lguest qemu ratio
 for w in $WORKLOADS; do
-	l=$(median lguest $w)
-	q=$(median qemu $w)
+	l=$(row_median lguest $w)
+	q=$(row_median qemu $w)
 	awk -v n="$w" -v l="${l:-}" -v q="${q:-}" 'BEGIN {
 		if (l == "" || q == "") { printf "%-20s %9s %9s %8s\n", n, l == "" ? "failed" : l, q == "" ? "failed" : q, "n/a"; exit }
 		r = (q > 0) ? l / q : 99

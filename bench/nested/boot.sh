@@ -64,13 +64,12 @@ for ((i = 1; i <= BENCH_RUNS; i++)); do
 	done
 done
 
-# median ROW: "wall uptime launcher" medians of ROW's runs (empty if none).
-median() {
+# row_median ROW: "wall uptime launcher" medians of ROW's runs (empty if none).
+row_median() {
 	[ -s "$TMP/$1" ] || return 0
 	awk '{ print $1, $2, $1 - $2 }' "$TMP/$1" >"$TMP/$1.all"
 	for col in 1 2 3; do
-		cut -d' ' -f$col "$TMP/$1.all" | sort -n |
-			awk '{ v[NR] = $1 } END { printf "%s ", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+		cut -d' ' -f$col "$TMP/$1.all" | median "%s "
 	done
 	echo
 }
@@ -82,7 +81,7 @@ printf '%-34s %8s %9s %9s\n' row wall uptime launcher
 declare -A launcher wall
 for row in lguest-cold lguest-warm qemu-bzImage qemu-PVH \
 	lguest-warm-2cpu qemu-PVH-2cpu lguest-warm-4cpu qemu-PVH-4cpu; do
-	read -r w u l <<<"$(median $row)"
+	read -r w u l <<<"$(row_median $row)"
 	if [ -z "${w:-}" ]; then
 		printf '%-34s %8s\n' "$row" failed
 		continue

@@ -91,6 +91,7 @@ PY
 APPEND="console=ttyS0 quiet reboot=t panic=-1 tsc=reliable no_timer_check"
 APPEND="$APPEND i8042.noaux i8042.nomux i8042.nopnp 8250.nr_uarts=1 cryptomgr.notests"
 SIZE=$((NET_MIB * 1048576))
+ROUNDS=1	# per boot: boots take turns (see pair)
 declare -A mbps resets boots
 
 # run ROW CMD...: one boot: start the server for $ROUNDS rounds, run CMD
@@ -151,32 +152,28 @@ wants() {
 boot_row() {
 	wants "$1" || return 0
 	boots[$1]=$((${boots[$1]:-0} + 1))
-	ROUNDS=1
 	"${@:2}"
 }
 
-# pair LROW LARGS... -- QROW QARGS...: boot_row the two rows in turn until
-# neither wants more; then each row's median MB/s per direction in
-# mbps[ROW,up] and mbps[ROW,down].
+# pair LROW LSUB LOPTS QROW QSUB QVHOST: boot_row lguest (lguest_run LROW
+# LSUB LOPTS) and QEMU (qemu_run QROW QSUB QVHOST) in turn until neither
+# wants more; then each row's median MB/s per direction in mbps[ROW,up]
+# and mbps[ROW,down].
 pair() {
-	local a=() b=() row dir med
-	while [ "$1" != -- ]; do a+=("$1"); shift; done
-	shift
-	b=("$@")
-	: >"$TMP/${a[0]}.res"
-	: >"$TMP/${b[0]}.res"
-	while wants "${a[0]}" || wants "${b[0]}"; do
-		boot_row "${a[@]}"
-		boot_row "${b[@]}"
+	local row dir med
+	: >"$TMP/$1.res"
+	: >"$TMP/$4.res"
+	while wants "$1" || wants "$4"; do
+		boot_row "$1" lguest_run "$1" "$2" "$3"
+		boot_row "$4" qemu_run "$4" "$5" "$6"
 	done
-	for row in "${a[0]}" "${b[0]}"; do
+	for row in "$1" "$4"; do
 		cat "$TMP/$row.stats" >>"$TMP/notes" 2>/dev/null
 		[ -z "${resets[$row]:-}" ] ||
 			echo "# $row: ${resets[$row]} of ${boots[$row]} boots ended early; the rows use the transfers that completed" >>"$TMP/notes"
 		for dir in up down; do
 			[ "$(grep -c "^$dir " "$TMP/$row.res")" -ge "$NET_ROUNDS" ] || continue
-			med=$(awk -v d=$dir '$1 == d { print $3 / $4 / 1e6 }' "$TMP/$row.res" | sort -n |
-				awk '{ v[NR] = $1 } END { if (NR) printf "%.1f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+			med=$(awk -v d=$dir '$1 == d { print $3 / $4 / 1e6 }' "$TMP/$row.res" | median %.1f)
 			mbps[$row,$dir]=$med
 		done
 	done
@@ -211,10 +208,8 @@ lguest_run() {
 		$(guest_args "$2")
 }
 
-pair lguest-vhost lguest_run lguest-vhost 169.254.171 "" -- \
-	qemu-vhost qemu_run qemu-vhost 169.254.172 on
-pair lguest-user lguest_run lguest-user 169.254.173 ",vhost=off" -- \
-	qemu-user qemu_run qemu-user 169.254.174 off
+pair lguest-vhost 169.254.171 "" qemu-vhost 169.254.172 on
+pair lguest-user 169.254.173 ",vhost=off" qemu-user 169.254.174 off
 
 where=native
 [ -n "${NESTED:-}" ] && where="nested KVM (TCG + SVM outer machine)"

@@ -36,7 +36,7 @@ con_fail() {
 # stdio): in one session, 2 of 3 QEMU boots and 4 of 8 lguest boots.
 # That is the emulated SVM underneath, not the console, so such a boot
 # (lguest --verbose names it) is reported and the guest booted again, up
-# to CON_BOOTS (3) times while another boot fits in the case's time; a
+# to CON_BOOTS (5) times while another boot fits in the case's time; a
 # reset in every boot still fails the test.
 con_boot() {
 	local st
@@ -57,7 +57,7 @@ case_hvc() {
 		guest_reset "$CON_DIR/err" || break
 		echo "note: boot $boot: the guest reset itself (triple fault) after" \
 			"$(tr -d '\r' <"$CON_DIR/log" | grep -c '^LGTEST hvc line ') lines" >&2
-		boot_again "$boot" "${CON_BOOTS:-3}" "$t0" || break
+		boot_again "$boot" "${CON_BOOTS:-5}" "$t0" || break
 	done
 	guest_reset "$CON_DIR/err" &&
 		{ con_fail "the guest reset itself in each of $boot boots"; return 1; }

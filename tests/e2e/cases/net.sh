@@ -122,7 +122,7 @@ net_guest() {
 # In the nested test machine a guest sometimes resets itself mid-transfer
 # (a triple fault, no message), QEMU's guests as well as ours: see
 # tests/e2e/cases/console.sh.  Such a boot is noted and the guest booted
-# again, up to NET_BOOTS (3) times while another boot fits in the time.
+# again, up to NET_BOOTS (5) times while another boot fits in the time.
 net_transfer() {
 	local opts=$1 backend=$2 st want_up want_down got boot t0
 	net_setup || return 1
@@ -136,7 +136,7 @@ net_transfer() {
 		guest_reset "$NET_DIR/lguest.err" || break
 		echo "note: boot $boot: the guest reset itself (triple fault) after:" \
 			"$(tr -d '\r' <"$NET_DIR/guest.log" | grep '^LGTEST net' | tail -n 1)" >&2
-		boot_again "$boot" "${NET_BOOTS:-3}" "$t0" || break
+		boot_again "$boot" "${NET_BOOTS:-5}" "$t0" || break
 		net_cleanup
 		rm -f "$NET_DIR/upload" "$NET_DIR/upload.ready"
 	done
@@ -226,7 +226,7 @@ case_net_bridge() {
 		guest_reset "$NET_DIR/b.err" && g="$g${g:+ and }b"
 		[ -n "$g" ] || break
 		echo "note: boot $boot: guest $g reset itself (triple fault)" >&2
-		boot_again "$boot" "${NET_BOOTS:-3}" "$t0" || break
+		boot_again "$boot" "${NET_BOOTS:-5}" "$t0" || break
 	done
 	[ -z "$g" ] || net_fail "a guest reset itself in each of $boot boots" || return 1
 	[ $sta -eq 0 ] && [ $stb -eq 0 ] ||

@@ -7,7 +7,7 @@
 # compiled here from the sources it needs, so it builds even while other
 # parts of the tree are mid-change.
 #
-#   bench/native-blk.sh [FILE_MB [SECONDS]]     (defaults: 512, 2)
+#   bench/native-blk.sh [FILE_MB [SECONDS [JOB]]]   (defaults: 512, 1, all)
 set -eu
 cd "$(dirname "$0")/.."
 out=build/bench/blkbench

@@ -630,7 +630,7 @@ static void t_large_pairs(const char *path)
 
 	if (blk_device_create(path, 0, &dev) < 0 ||
 	    vqd_init(&d, dev, MiB(16), VQD_ALL_FEATURES & ~(1ULL << VIRTIO_F_EVENT_IDX), 0) < 0 || vqd_start(&d) < 0) {
-		ok(false, "pairs: device starts without EVENT_IDX");
+		ok(false, "pairs: device starts without EVENT_IDX: %s", last_error());
 		return;
 	}
 	before = vqd_signals(&d, 0);

@@ -464,6 +464,19 @@ static void take_used(struct vqd_queue *q, u16 *head, u32 *len)
 	chain_free(q, *head);
 }
 
+/*
+ * Take the next used entry if there is one, without asking for an
+ * interrupt: what Linux does inside its completion handler, callbacks
+ * off, re-arming once when the batch is done (vqd_wait_used).
+ */
+bool vqd_take_used(struct vqd_queue *q, u16 *head, u32 *len)
+{
+	if (!vqd_used_pending(q))
+		return false;
+	take_used(q, head, len);
+	return true;
+}
+
 /* Wait as a driver does: re-arm interrupts, check, sleep on the call fd. */
 int vqd_wait_used(struct vqd_queue *q, int timeout_ms, u16 *head, u32 *len)
 {

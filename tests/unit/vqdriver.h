@@ -116,6 +116,8 @@ bool vqd_notify(struct vqd_queue *q);
 int vqd_wait_used(struct vqd_queue *q, int timeout_ms, u16 *head, u32 *len);
 /* The next used entry is (head, len), within VQD_TIMEOUT_MS. */
 bool vqd_expect_used(struct vqd_queue *q, u16 head, u32 len);
+/* The next used entry if one is there, interrupts left as they are. */
+bool vqd_take_used(struct vqd_queue *q, u16 *head, u32 *len);
 /* Used entries the device pushed that we have not read. */
 u16 vqd_used_pending(struct vqd_queue *q);
 /* The device called needs_reset within timeout_ms. */

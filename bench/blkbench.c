@@ -17,6 +17,7 @@
  * second apart, so the host's load drifting (a shared machine) moves both
  * sides alike; the median then drops the pairs a burst of load split.
  */
+#include "median.h"
 #include "vqdriver.h"
 #include "host/disk.h"
 #include "virtio/blk.h"
@@ -170,22 +171,6 @@ struct lg_stats {
 	double mbs, kicks, irqs;
 };
 
-/*
- * Wait for used entries as a halted vCPU does: KVM polls a halted vCPU
- * for up to 200 us (halt_poll_ns) before it really sleeps, so spin that
- * long (reading the clock only now and then), then sleep on the
- * interrupt.
- */
-static bool lg_wait(struct vqd_queue *q, u16 *head, u32 *len)
-{
-	double until = now() + 200e-6;
-
-	while (!vqd_used_pending(q) && now() < until)
-		for (int i = 0; i < 64 && !vqd_used_pending(q); i++)
-			__builtin_ia32_pause();
-	return vqd_wait_used(q, VQD_TIMEOUT_MS, head, len);
-}
-
 /* Through the device: the driver keeps qd requests on the ring. */
 static struct lg_stats run_lguest(struct vqd *d, const struct job *j, double secs)
 {
@@ -215,7 +200,7 @@ static struct lg_stats run_lguest(struct vqd *d, const struct job *j, double sec
 		u16 head;
 		u32 len;
 
-		if (!lg_wait(q, &head, &len))
+		if (!vqd_poll_used(q, VQD_TIMEOUT_MS, &head, &len))
 			abort();
 		/* Take everything used, refill, then one notify: as Linux's
 		 * virtio-blk completes a batch (interrupts off meanwhile)
@@ -240,20 +225,6 @@ static struct lg_stats run_lguest(struct vqd *d, const struct job *j, double sec
 	st.kicks = (double)kicks / reqs;
 	st.irqs = (double)(vqd_signals(d, 0) - irqs) / reqs;
 	return st;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* The median of n values (reorders them). */
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* A file of FILE_MB MiB of non-zero data (holes would read too fast). */

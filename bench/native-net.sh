@@ -4,13 +4,13 @@
 # netbench drives virtio-net's userspace backend through the host-side test
 # driver (no guest, no KVM) on a real tap and, in the same run on the same
 # tap, a plain read()/write() loop on the tap; it prints
-# "name  lguest kfps  raw kfps  ratio  target>=0.90" rows, one per direction
+# "name  lguest kfps  raw kfps  ratio  verdict  kicks/frm  irqs/frm" rows, one per direction
 # and frame size.  It needs CAP_NET_ADMIN (to make the tap); without it, it
 # prints one "# SKIP" line.  Frames carry an experimental EtherType and
 # never leave the tap.  It is compiled here from the sources it needs, so
 # it builds even while other parts of the tree are mid-change.
 #
-#   bench/native-net.sh [SECONDS]     (default 2 per run)
+#   bench/native-net.sh [SECONDS [JOB]]     (defaults: 1 s per run, every job)
 set -eu
 cd "$(dirname "$0")/.."
 out=build/bench/netbench

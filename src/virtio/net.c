@@ -41,8 +41,6 @@
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio_net_hdr is little-endian");
 _Static_assert(sizeof(struct virtio_net_hdr_v1) == NET_HDR_LEN, "virtio_net_hdr_v1 is 12 bytes");
 
-/* Frames per batch: one interrupt, and one look at the stop request, per batch. */
-#define NET_BATCH	64
 /* Room for the longest frame we accept, with its header. */
 #define NET_BOUNCE	(NET_HDR_LEN + NET_MAX_FRAME)
 
@@ -117,6 +115,8 @@ struct net_dev {
 	struct tx_slot *tx_slots;	/* one per frame of a batch */
 	unsigned int tx_queued;		/* writes queued on the ring */
 	struct io_uring ring;		/* a batch's writes in one system call */
+	int ring_tap;			/* the tap as the ring names it */
+	u8 ring_tap_flag;		/* IOSQE_FIXED_FILE if registered */
 	bool uring_ok;
 	bool uring_off;			/* its writes fail here: stop after this batch */
 	u8 *tx_bounce;			/* header + frame of many pieces */
@@ -261,14 +261,28 @@ static void tx_write_now(struct net_dev *n, const struct iovec *iov, int k, u64 
 	tx_count(n, w < 0 ? -errno : w, frame_len);
 }
 
+/*
+ * No more io_uring for tx.  The ring's reference to the tap goes first:
+ * the kernel frees a ring when it gets round to it, and until then a tap
+ * it held would outlive our close() (see net_shutdown).
+ */
+static void tx_uring_exit(struct net_dev *n)
+{
+	if (!n->uring_ok)
+		return;
+	if (n->ring_tap_flag)
+		io_uring_unregister_files(&n->ring);
+	io_uring_queue_exit(&n->ring);
+	n->uring_ok = false;
+}
+
 /* io_uring itself failed (not a write): count the rest lost, go on without it. */
 static void tx_uring_broken(struct net_dev *n, unsigned int lost, int err)
 {
 	warn_user("net %s: io_uring failed (%s): sending without it", n->ifname, strerror(-err));
 	for (unsigned int i = 0; i < lost; i++)
 		COUNT(n, tx_errors, 1);
-	io_uring_queue_exit(&n->ring);
-	n->uring_ok = false;
+	tx_uring_exit(n);
 	n->tx_queued = 0;
 }
 
@@ -333,9 +347,10 @@ static void tx_queue(struct net_dev *n, struct tx_slot *s, u64 frame_len)
 		return;
 	}
 	if (s->niov == 1)
-		io_uring_prep_write(sqe, n->fd, s->iov[0].iov_base, s->iov[0].iov_len, 0);
+		io_uring_prep_write(sqe, n->ring_tap, s->iov[0].iov_base, s->iov[0].iov_len, 0);
 	else
-		io_uring_prep_writev(sqe, n->fd, s->iov, s->niov, 0);
+		io_uring_prep_writev(sqe, n->ring_tap, s->iov, s->niov, 0);
+	sqe->flags |= n->ring_tap_flag;
 	/* A full descriptor fails the write (-EAGAIN; tx_retry() then
 	 * waits its turn) instead of parking it in the kernel, where
 	 * tx_submit() would wait for it forever.  A tap never fills up; a
@@ -409,10 +424,8 @@ static int tx_batch(struct net_dev *n)
 	}
 	if (n->tx_queued)
 		tx_submit(n);
-	if (n->uring_off && n->uring_ok) {
-		io_uring_queue_exit(&n->ring);
-		n->uring_ok = false;
-	}
+	if (n->uring_off)
+		tx_uring_exit(n);
 	if (done) {
 		vq_flush(vq);
 		virtio_signal(&n->vdev, NET_TXQ);
@@ -696,19 +709,26 @@ static int wait_for(struct net_dev *n, int fd)
 /*
  * A transmit kick came at this moment: if the guest is streaming (the last
  * kick, *last_kick, came less than NET_TX_STREAM_NS ago), let it queue
- * more before the frames go (NET_TX_HOLD_NS).  Our tx thread and
+ * more before the frames go (NET_TX_HOLD_NS); but a guest that queued a
+ * batch already (it refilled a ring we had emptied) gains nothing from
+ * the wait, and we would sit idle with work in hand.  Our tx thread and
  * vhost_net.c's kick thread both wait here.
  */
-void net_tx_hold(u64 *last_kick)
+bool net_tx_should_hold(u64 now, u64 last_kick, unsigned int waiting)
+{
+	return now - last_kick < NET_TX_STREAM_NS && waiting < NET_BATCH;
+}
+
+void net_tx_hold(u64 *last_kick, unsigned int waiting)
 {
 	u64 now = monotonic_ns();
-	bool streaming = now - *last_kick < NET_TX_STREAM_NS;
+	bool hold = net_tx_should_hold(now, *last_kick, waiting);
 
 	*last_kick = now;
-	if (streaming) {
-		struct timespec hold = { 0, NET_TX_HOLD_NS };
+	if (hold) {
+		struct timespec wait = { 0, NET_TX_HOLD_NS };
 
-		nanosleep(&hold, NULL);
+		nanosleep(&wait, NULL);
 	}
 }
 
@@ -733,7 +753,7 @@ static void *tx_thread(void *arg)
 		if (!wait_for(n, vq->kick_fd))
 			return NULL;
 		vq_kicked(vq);
-		net_tx_hold(&n->tx_last_kick);
+		net_tx_hold(&n->tx_last_kick, vq_avail_count(vq));
 	}
 	wait_for(n, -1);
 	return NULL;
@@ -1026,6 +1046,14 @@ static void tx_uring_init(struct net_dev *n)
 		return;
 	}
 	n->uring_ok = true;
+	/* The tap registered with the ring: no reference to it taken and
+	 * dropped per write (as for disks, see blk.c's ring_up). */
+	if (io_uring_register_files(&n->ring, &n->fd, 1) == 0) {
+		n->ring_tap = 0;
+		n->ring_tap_flag = IOSQE_FIXED_FILE;
+	} else {
+		n->ring_tap = n->fd;
+	}
 }
 
 /* Everything but the tap: the card itself, ready for a transport. */
@@ -1079,6 +1107,7 @@ static void net_shutdown(struct net_dev *n)
 		if (n->vhost)
 			vhost_net_close(n->vhost);
 		n->vhost = NULL;
+		tx_uring_exit(n);
 		close(n->fd);
 		n->fd = -1;
 		n->dead = true;
@@ -1096,8 +1125,7 @@ void virtio_net_free(struct virtio_dev *dev)
 	n = to_net(dev);
 	net_shutdown(n);
 	close(n->stop_fd);
-	if (n->uring_ok)
-		io_uring_queue_exit(&n->ring);
+	tx_uring_exit(n);
 	pthread_mutex_destroy(&n->lock);
 	net_free_bufs(n);
 	free(n);

@@ -41,7 +41,13 @@
  */
 #define NET_TX_STREAM_NS	1000000
 #define NET_TX_HOLD_NS		100000
-void net_tx_hold(u64 *last_kick);
+/* Frames per batch: one interrupt, and one look at the stop request, per batch. */
+#define NET_BATCH		64
+/* waiting: frames already queued, if known (0 if not); a batch's worth
+ * (NET_BATCH) is sent at once, as holding would only delay it. */
+void net_tx_hold(u64 *last_kick, unsigned int waiting);
+/* net_tx_hold()'s choice, for a kick at now after one at last_kick. */
+bool net_tx_should_hold(u64 now, u64 last_kick, unsigned int waiting);
 
 /* Feature bits (virtio 1.2, 5.1.3). */
 #define VIRTIO_NET_F_CSUM	0	/* we take frames with partial checksums */

@@ -41,6 +41,7 @@ struct virtqueue {
 
 	/* Device-side state. */
 	u16 last_avail;			/* next avail entry to pop */
+	u16 seen_avail;			/* avail->idx when we last read it */
 	u16 used_idx;			/* shadow of used->idx */
 	u16 signalled_used;		/* used_idx at the last vq_need_signal() */
 	bool signalled_valid;
@@ -102,6 +103,8 @@ bool vq_enable_kicks(struct virtqueue *vq);
 void vq_disable_kicks(struct virtqueue *vq);
 /* Are there available buffers not yet popped? */
 bool vq_has_avail(struct virtqueue *vq);
+/* How many, as the driver's index says (a hint: vq_pop checks it). */
+u16 vq_avail_count(struct virtqueue *vq);
 /*
  * Both sides' ring indices and suppression state, as one line into buf
  * (for a stuck-guest dump: who is waiting for whom).  Racy by nature:

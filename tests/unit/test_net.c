@@ -295,6 +295,22 @@ static void test_default_mac(void)
  * 3. The card on a socketpair, served synchronously.
  */
 
+/*
+ * Transmit coalescing's choice (net_tx_hold): hold a kick that follows
+ * another within NET_TX_STREAM_NS, unless a batch already waits; an idle
+ * card's first kick goes at once.  Times are given, not read.
+ */
+static void test_tx_hold_choice(void)
+{
+	u64 t = 5 * NET_TX_STREAM_NS;
+
+	ok(!net_tx_should_hold(t, t - NET_TX_STREAM_NS - 1, 0), "hold: an idle card's kick goes at once");
+	ok(net_tx_should_hold(t, t - 1000, 1), "hold: a streaming guest's kick is held");
+	ok(net_tx_should_hold(t, t - 1000, NET_BATCH - 1), "hold: less than a batch waits: held");
+	ok(!net_tx_should_hold(t, t - 1000, NET_BATCH), "hold: a batch waits: sent at once");
+	ok(!net_tx_should_hold(t, t - 1000, 256), "hold: a full ring waits: sent at once");
+}
+
 /* Frames out: header and frame arrive intact, however the chain is cut. */
 static void test_tx_basic(void)
 {
@@ -1391,6 +1407,7 @@ int main(void)
 	test_check_tx();
 	test_spec();
 	test_default_mac();
+	test_tx_hold_choice();
 	test_tx_basic();
 	/* The same without io_uring: one write per frame. */
 	setenv("LGUEST_NO_IO_URING", "1", 1);

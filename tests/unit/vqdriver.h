@@ -114,6 +114,10 @@ bool vqd_notify(struct vqd_queue *q);
 
 /* Next used entry: 1 and its head/len, or 0 after timeout_ms. */
 int vqd_wait_used(struct vqd_queue *q, int timeout_ms, u16 *head, u32 *len);
+/* vqd_wait_used() after spinning up to VQD_HALT_POLL_NS, as KVM polls
+ * a halted vCPU before it sleeps: for benchmarks. */
+#define VQD_HALT_POLL_NS	200000
+int vqd_poll_used(struct vqd_queue *q, int timeout_ms, u16 *head, u32 *len);
 /* The next used entry is (head, len), within VQD_TIMEOUT_MS. */
 bool vqd_expect_used(struct vqd_queue *q, u16 head, u32 len);
 /* The next used entry if one is there, interrupts left as they are. */

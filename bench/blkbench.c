@@ -9,7 +9,8 @@
  * I/O thread pops them, submits to its own io_uring, and pushes used
  * entries back.  The ratio is what the virtqueue and the thread hop cost.
  *
- *   blkbench [FILE_MB [SECONDS [JOB]]]  (defaults 512 MiB, 1 s per run, all jobs)
+ *   blkbench [FILE_MB [SECONDS [JOB]]]  (defaults 512 MiB, 1 s per run, all jobs;
+ *                                       the file goes in $TMPDIR, else /var/tmp)
  *
  * Each job runs PAIRS pairs of runs, raw and lguest back to back (which
  * goes first alternates), and reports the medians: of each side's rate,
@@ -246,13 +247,16 @@ static int make_file(char *path, u64 size)
 
 int main(int argc, char **argv)
 {
-	char path[] = "/var/tmp/lguest-blkbench.XXXXXX";
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
 	double secs = argc > 2 ? atof(argv[2]) : 1.0;
 	struct virtio_dev *dev;
 	struct vqd d;
 	unsigned i;
 	int fd, k;
 
+	/* /var/tmp by default: a disk, where /tmp may be RAM. */
+	snprintf(path, sizeof(path), "%s/lguest-blkbench.XXXXXX", dir && *dir ? dir : "/var/tmp");
 	file_size = MiB(argc > 1 ? atoi(argv[1]) : 512);
 	fd = make_file(path, file_size);
 	if (fd < 0) {

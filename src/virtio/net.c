@@ -121,10 +121,12 @@ struct net_dev {
 	bool uring_off;			/* its writes fail here: stop after this batch */
 	u8 *tx_bounce;			/* header + frame of many pieces */
 
-	struct net_stats st;		/* updated with atomic adds */
+	struct net_stats st;		/* tx_* by the tx thread, rx_* by rx */
 };
 
-#define COUNT(n, field, v) __atomic_fetch_add(&(n)->st.field, (v), __ATOMIC_RELAXED)
+/* Each counter has one writer (its direction's thread), so a plain atomic
+ * store does, with no locked add per frame; readers still see whole values. */
+#define COUNT(n, field, v) vq_count(&(n)->st.field, (v))
 
 /* The card behind the transport's handle. */
 static struct net_dev *to_net(const struct virtio_dev *dev)

@@ -67,7 +67,7 @@ struct rx_used {
  */
 #define NET_TX_COPY	2048
 
-/* Transmit coalescing (NET_TX_HOLD_NS) is in net.h: vhost_net.c does it too. */
+/* Coalescing (NET_HOLD_NS) is in net.h: vhost_net.c does it too. */
 #define NET_TX_SLOT_IOV	20
 
 /* One queued write: where its bytes are, until the write completes. */
@@ -93,6 +93,7 @@ struct net_dev {
 	bool vhost_running;
 	bool sync_mode;			/* tests drive the _sync calls */
 	u64 tx_last_kick;		/* CLOCK_MONOTONIC ns of the last tx wakeup */
+	u64 rx_last_wake;		/* the same for rx: the tap had frames */
 	bool threads_running;
 	pthread_t rx_tid, tx_tid;
 	int stop_fd;			/* eventfd: readable asks threads to leave */
@@ -709,26 +710,27 @@ static int wait_for(struct net_dev *n, int fd)
 }
 
 /*
- * A transmit kick came at this moment: if the guest is streaming (the last
- * kick, *last_kick, came less than NET_TX_STREAM_NS ago), let it queue
- * more before the frames go (NET_TX_HOLD_NS); but a guest that queued a
- * batch already (it refilled a ring we had emptied) gains nothing from
- * the wait, and we would sit idle with work in hand.  Our tx thread and
- * vhost_net.c's kick thread both wait here.
+ * Frames are there to move at this moment (a transmit kick, or the tap
+ * readable): if a stream flows (the last wakeup, *last_wake, came less
+ * than NET_STREAM_NS ago), let the sender queue more before they go
+ * (NET_HOLD_NS); but one that queued a batch already (a guest that
+ * refilled a ring we had emptied) gains nothing from the wait, and we
+ * would sit idle with work in hand.  Our tx and rx threads and
+ * vhost_net.c's kick thread wait here.
  */
-bool net_tx_should_hold(u64 now, u64 last_kick, unsigned int waiting)
+bool net_should_hold(u64 now, u64 last_wake, unsigned int waiting)
 {
-	return now - last_kick < NET_TX_STREAM_NS && waiting < NET_BATCH;
+	return now - last_wake < NET_STREAM_NS && waiting < NET_BATCH;
 }
 
-void net_tx_hold(u64 *last_kick, unsigned int waiting)
+void net_hold(u64 *last_wake, unsigned int waiting)
 {
 	u64 now = monotonic_ns();
-	bool hold = net_tx_should_hold(now, *last_kick, waiting);
+	bool hold = net_should_hold(now, *last_wake, waiting);
 
-	*last_kick = now;
+	*last_wake = now;
 	if (hold) {
-		struct timespec wait = { 0, NET_TX_HOLD_NS };
+		struct timespec wait = { 0, NET_HOLD_NS };
 
 		nanosleep(&wait, NULL);
 	}
@@ -755,7 +757,7 @@ static void *tx_thread(void *arg)
 		if (!wait_for(n, vq->kick_fd))
 			return NULL;
 		vq_kicked(vq);
-		net_tx_hold(&n->tx_last_kick, vq_avail_count(vq));
+		net_hold(&n->tx_last_kick, vq_avail_count(vq));
 	}
 	wait_for(n, -1);
 	return NULL;
@@ -793,6 +795,10 @@ static void *rx_thread(void *arg)
 		if (fd == vq->kick_fd) {
 			vq_kicked(vq);
 			vq_disable_kicks(vq);
+		} else {
+			/* The host's TCP, finding its last frames still in
+			 * the tap, merges what it sends next (net.h). */
+			net_hold(&n->rx_last_wake, 0);
 		}
 	}
 	wait_for(n, -1);

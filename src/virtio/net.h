@@ -28,26 +28,29 @@
 #define NET_TXQ		1
 
 /*
- * Transmit coalescing.  While the guest streams (kicks come less than
- * NET_TX_STREAM_NS apart), whoever sends waits NET_TX_HOLD_NS after a
- * kick before it does: meanwhile the guest queues more, its TCP merges
+ * Coalescing, both ways.  While a stream flows (wakeups come less than
+ * NET_STREAM_NS apart), whoever moves frames waits NET_HOLD_NS after a
+ * wakeup before it does: meanwhile the sender queues more, its TCP merges
  * small writes into bigger frames (autocorking: it holds data back while
- * earlier frames are still with the device), and both sides make fewer
- * kicks and interrupts.  A card that was idle (a ping, an ARP) is served
- * at once.  Measured in the nested machine, 16 MiB guest->host over TCP:
- * half the frames, a third of the interrupts, 2.6x the throughput (our
- * tx thread); with vhost-net, whose worker sends as soon as it is
- * kicked, we hold the kick on its way to the worker (vhost_net.c).
+ * earlier frames are still queued), and both sides make fewer kicks and
+ * interrupts.  A card that was idle (a ping, an ARP) is served at once.
+ * Measured in the nested machine, 16 MiB over TCP each way:
+ *   tx (the guest's kick): half the frames, a third of the interrupts,
+ *   2.6x the throughput; with vhost-net, whose worker sends as soon as
+ *   it is kicked, we hold the kick on its way to the worker (vhost_net.c);
+ *   rx (the tap readable, our own rx thread): 17.8 and 16.9 MB/s against
+ *   13.8 and 14.3 without, with 8-22% fewer receive interrupts.
  */
-#define NET_TX_STREAM_NS	1000000
-#define NET_TX_HOLD_NS		100000
+#define NET_STREAM_NS		1000000
+#define NET_HOLD_NS		100000
 /* Frames per batch: one interrupt, and one look at the stop request, per batch. */
 #define NET_BATCH		64
-/* waiting: frames already queued, if known (0 if not); a batch's worth
- * (NET_BATCH) is sent at once, as holding would only delay it. */
-void net_tx_hold(u64 *last_kick, unsigned int waiting);
-/* net_tx_hold()'s choice, for a kick at now after one at last_kick. */
-bool net_tx_should_hold(u64 now, u64 last_kick, unsigned int waiting);
+/* A wakeup now: *last_wake is the one before.  waiting: frames already
+ * queued, if known (0 if not); a batch's worth (NET_BATCH) goes at once,
+ * as holding would only delay it. */
+void net_hold(u64 *last_wake, unsigned int waiting);
+/* net_hold()'s choice, for a wakeup at now after one at last_wake. */
+bool net_should_hold(u64 now, u64 last_wake, unsigned int waiting);
 
 /* Feature bits (virtio 1.2, 5.1.3). */
 #define VIRTIO_NET_F_CSUM	0	/* we take frames with partial checksums */

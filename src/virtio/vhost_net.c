@@ -167,7 +167,7 @@ static int set_backend(struct vhost_net *vh, int fd)
 /*
  * The transmit kick's detour.  vhost's worker sends what the guest queued
  * as soon as it is kicked, one frame per kick while a TCP stream flows;
- * our own tx thread waits NET_TX_HOLD_NS first when the guest streams,
+ * our own tx thread waits NET_HOLD_NS first when the guest streams,
  * which lets its TCP build bigger frames (net.h).  So the guest's tx kick
  * comes here, and goes on to the worker at once after a quiet spell, or
  * after the hold while kicks keep coming.  The worker still does all the
@@ -195,7 +195,7 @@ static void *tx_kick_thread(void *arg)
 		if (eventfd_read(vh->guest_kick, &v) < 0)
 			continue;
 		/* The worker owns the ring: how much waits, we do not ask. */
-		net_tx_hold(&last, 0);
+		net_hold(&last, 0);
 		eventfd_write(vh->worker_kick, 1);
 	}
 	return NULL;

@@ -296,19 +296,20 @@ static void test_default_mac(void)
  */
 
 /*
- * Transmit coalescing's choice (net_tx_hold): hold a kick that follows
- * another within NET_TX_STREAM_NS, unless a batch already waits; an idle
- * card's first kick goes at once.  Times are given, not read.
+ * Coalescing's choice (net_hold): hold a wakeup that follows another
+ * within NET_STREAM_NS, unless a batch already waits; an idle card's
+ * first wakeup goes at once.  Times are given, not read.
  */
 static void test_tx_hold_choice(void)
 {
-	u64 t = 5 * NET_TX_STREAM_NS;
+	u64 t = 5 * NET_STREAM_NS;
 
-	ok(!net_tx_should_hold(t, t - NET_TX_STREAM_NS - 1, 0), "hold: an idle card's kick goes at once");
-	ok(net_tx_should_hold(t, t - 1000, 1), "hold: a streaming guest's kick is held");
-	ok(net_tx_should_hold(t, t - 1000, NET_BATCH - 1), "hold: less than a batch waits: held");
-	ok(!net_tx_should_hold(t, t - 1000, NET_BATCH), "hold: a batch waits: sent at once");
-	ok(!net_tx_should_hold(t, t - 1000, 256), "hold: a full ring waits: sent at once");
+	ok(!net_should_hold(t, t - NET_STREAM_NS - 1, 0), "hold: an idle card's wakeup goes at once");
+	ok(net_should_hold(t, t - 1000, 0), "hold: a stream's wakeup, nothing known queued: held");
+	ok(net_should_hold(t, t - 1000, 1), "hold: a streaming guest's kick is held");
+	ok(net_should_hold(t, t - 1000, NET_BATCH - 1), "hold: less than a batch waits: held");
+	ok(!net_should_hold(t, t - 1000, NET_BATCH), "hold: a batch waits: sent at once");
+	ok(!net_should_hold(t, t - 1000, 256), "hold: a full ring waits: sent at once");
 }
 
 /* Frames out: header and frame arrive intact, however the chain is cut. */

@@ -68,6 +68,9 @@ struct rx_used {
 #define NET_TX_COPY	2048
 
 /* Coalescing (NET_HOLD_NS) is in net.h: vhost_net.c does it too. */
+/* Bytes received between two sleeps of the rx thread that make a bulk
+ * stream (worth holding for), not a trickle of ACKs. */
+#define NET_RX_BULK	4096
 #define NET_TX_SLOT_IOV	20
 
 /* One queued write: where its bytes are, until the write completes. */
@@ -772,11 +775,17 @@ static void *rx_thread(void *arg)
 	struct net_dev *n = arg;
 	struct virtqueue *vq = &n->vdev.vqs[NET_RXQ];
 	int delivered = 0, fd;
+	u64 bytes = 0;
+	bool bulk = false;
 
 	vq_disable_kicks(vq);
 	while (vq->avail) {
 		switch (rx_drain(n, &delivered)) {
 		case RX_NO_FRAME:
+			/* Data since we last slept, or only a trickle (the
+			 * ACKs of a stream the guest sends)? */
+			bulk = n->st.rx_bytes - bytes >= NET_RX_BULK;
+			bytes = n->st.rx_bytes;
 			fd = n->fd;
 			break;
 		case RX_NO_BUFFERS:
@@ -795,9 +804,11 @@ static void *rx_thread(void *arg)
 		if (fd == vq->kick_fd) {
 			vq_kicked(vq);
 			vq_disable_kicks(vq);
-		} else {
+		} else if (bulk) {
 			/* The host's TCP, finding its last frames still in
-			 * the tap, merges what it sends next (net.h). */
+			 * the tap, merges what it sends next (net.h).  Not
+			 * for a trickle: holding a sending guest's ACKs would
+			 * only slow its stream. */
 			net_hold(&n->rx_last_wake, 0);
 		}
 	}

@@ -22,6 +22,7 @@
  * file never grows or shrinks; and nothing a guest sends makes us exit.
  */
 #include "virtio/blk.h"
+#include "host/uring.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -186,8 +187,7 @@ struct blk_dev {
 	int stop_fd;			/* reset() wakes the thread with this */
 	int cq_fd;			/* io_uring signals completions here */
 	struct io_uring ring;
-	int ring_file;			/* the file as the ring names it */
-	u8 ring_file_flag;		/* IOSQE_FIXED_FILE if registered */
+	struct uring_file ring_file;	/* the file as the ring names it */
 	unsigned inflight;		/* requests io_uring still owns */
 	unsigned pushed;		/* used entries since the last signal */
 	bool stop_asked;		/* reset() wants the thread out of its spin */
@@ -612,9 +612,9 @@ static void blk_prep_read(struct blk_dev *b, struct blk_req *r, struct io_uring_
 	unsigned n = r->niov - r->first;
 
 	if (n == 1)
-		io_uring_prep_read(sqe, b->ring_file, iov->iov_base, iov->iov_len, r->off);
+		io_uring_prep_read(sqe, b->ring_file.fd, iov->iov_base, iov->iov_len, r->off);
 	else
-		io_uring_prep_readv(sqe, b->ring_file, iov, n, r->off);
+		io_uring_prep_readv(sqe, b->ring_file.fd, iov, n, r->off);
 }
 
 /*
@@ -665,14 +665,14 @@ static void blk_submit(struct blk_dev *b, struct blk_req *r)
 		 * the ring's earlier operations (discards, write-zeroes)
 		 * complete, and holds the ring's later ones until it ends.
 		 */
-		io_uring_prep_fsync(sqe, b->ring_file, IORING_FSYNC_DATASYNC);
+		io_uring_prep_fsync(sqe, b->ring_file.fd, IORING_FSYNC_DATASYNC);
 		sqe->flags |= IOSQE_IO_DRAIN;
 		break;
 	default:
-		io_uring_prep_fallocate(sqe, b->ring_file, r->falloc_mode, r->off, r->len);
+		io_uring_prep_fallocate(sqe, b->ring_file.fd, r->falloc_mode, r->off, r->len);
 		break;
 	}
-	sqe->flags |= b->ring_file_flag;
+	sqe->flags |= b->ring_file.sqe_flags;
 	io_uring_sqe_set_data(sqe, r);
 	b->inflight++;
 }
@@ -1037,20 +1037,12 @@ static int ring_up(struct blk_dev *b)
 		return -1;
 	}
 	/*
-	 * The file registered with the ring: each operation then skips
-	 * taking and dropping a reference to it (atomics, since we are a
-	 * threaded process).  Measured natively (bench/native-blk.sh,
-	 * three A/B runs of 7 pairs): 4 KiB random reads at queue depth 32
-	 * went from 0.89-0.95x raw io_uring to 1.00-1.02x.  Without it,
-	 * the plain descriptor serves.
+	 * The file registered with the ring (host/uring.h).  Measured
+	 * natively (bench/native-blk.sh, three A/B runs of 7 pairs): 4 KiB
+	 * random reads at queue depth 32 went from 0.89-0.95x raw io_uring
+	 * to 1.00-1.02x.
 	 */
-	if (io_uring_register_files(&b->ring, &b->fd, 1) == 0) {
-		b->ring_file = 0;
-		b->ring_file_flag = IOSQE_FIXED_FILE;
-	} else {
-		b->ring_file = b->fd;
-		b->ring_file_flag = 0;
-	}
+	b->ring_file = uring_file_register(&b->ring, b->fd);
 	return 0;
 }
 
@@ -1059,12 +1051,7 @@ static void ring_down(struct blk_dev *b)
 {
 	if (!b->use_uring)
 		return;
-	/* The ring's own reference to the file goes now, not whenever the
-	 * kernel gets round to freeing the ring: until then our lock on
-	 * the file (see disk.c) would outlive close(). */
-	if (b->ring_file_flag)
-		io_uring_unregister_files(&b->ring);
-	io_uring_queue_exit(&b->ring);
+	uring_file_exit(&b->ring, b->ring_file);
 	close(b->cq_fd);
 	b->cq_fd = -1;
 	b->use_uring = false;

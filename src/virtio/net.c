@@ -21,6 +21,7 @@
  */
 #include "virtio/net.h"
 #include "host/tap.h"
+#include "host/uring.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -119,8 +120,7 @@ struct net_dev {
 	struct tx_slot *tx_slots;	/* one per frame of a batch */
 	unsigned int tx_queued;		/* writes queued on the ring */
 	struct io_uring ring;		/* a batch's writes in one system call */
-	int ring_tap;			/* the tap as the ring names it */
-	u8 ring_tap_flag;		/* IOSQE_FIXED_FILE if registered */
+	struct uring_file ring_tap;	/* the tap as the ring names it */
 	bool uring_ok;
 	bool uring_off;			/* its writes fail here: stop after this batch */
 	u8 *tx_bounce;			/* header + frame of many pieces */
@@ -267,18 +267,12 @@ static void tx_write_now(struct net_dev *n, const struct iovec *iov, int k, u64 
 	tx_count(n, w < 0 ? -errno : w, frame_len);
 }
 
-/*
- * No more io_uring for tx.  The ring's reference to the tap goes first:
- * the kernel frees a ring when it gets round to it, and until then a tap
- * it held would outlive our close() (see net_shutdown).
- */
+/* No more io_uring for tx (its reference to the tap goes with it). */
 static void tx_uring_exit(struct net_dev *n)
 {
 	if (!n->uring_ok)
 		return;
-	if (n->ring_tap_flag)
-		io_uring_unregister_files(&n->ring);
-	io_uring_queue_exit(&n->ring);
+	uring_file_exit(&n->ring, n->ring_tap);
 	n->uring_ok = false;
 }
 
@@ -353,10 +347,10 @@ static void tx_queue(struct net_dev *n, struct tx_slot *s, u64 frame_len)
 		return;
 	}
 	if (s->niov == 1)
-		io_uring_prep_write(sqe, n->ring_tap, s->iov[0].iov_base, s->iov[0].iov_len, 0);
+		io_uring_prep_write(sqe, n->ring_tap.fd, s->iov[0].iov_base, s->iov[0].iov_len, 0);
 	else
-		io_uring_prep_writev(sqe, n->ring_tap, s->iov, s->niov, 0);
-	sqe->flags |= n->ring_tap_flag;
+		io_uring_prep_writev(sqe, n->ring_tap.fd, s->iov, s->niov, 0);
+	sqe->flags |= n->ring_tap.sqe_flags;
 	/* A full descriptor fails the write (-EAGAIN; tx_retry() then
 	 * waits its turn) instead of parking it in the kernel, where
 	 * tx_submit() would wait for it forever.  A tap never fills up; a
@@ -1065,14 +1059,7 @@ static void tx_uring_init(struct net_dev *n)
 		return;
 	}
 	n->uring_ok = true;
-	/* The tap registered with the ring: no reference to it taken and
-	 * dropped per write (as for disks, see blk.c's ring_up). */
-	if (io_uring_register_files(&n->ring, &n->fd, 1) == 0) {
-		n->ring_tap = 0;
-		n->ring_tap_flag = IOSQE_FIXED_FILE;
-	} else {
-		n->ring_tap = n->fd;
-	}
+	n->ring_tap = uring_file_register(&n->ring, n->fd);
 }
 
 /* Everything but the tap: the card itself, ready for a transport. */

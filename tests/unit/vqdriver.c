@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Where the rings start: gpa 0 stays unused, so 0 can mean "none". */
@@ -447,10 +446,7 @@ u16 vqd_used_pending(struct vqd_queue *q)
 /* Milliseconds on a clock that never jumps. */
 static s64 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (s64)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return monotonic_ns() / 1000000;
 }
 
 /* Take the next used entry, which vqd_used_pending() said is there. */
@@ -504,15 +500,6 @@ int vqd_wait_used(struct vqd_queue *q, int timeout_ms, u16 *head, u32 *len)
 	}
 }
 
-/* Nanoseconds on a clock that never jumps. */
-static s64 now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (s64)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /*
  * Wait as a halted vCPU does under KVM, which polls for up to 200 us
  * (halt_poll_ns) before the vCPU thread really sleeps: spin that long
@@ -520,9 +507,9 @@ static s64 now_ns(void)
  */
 int vqd_poll_used(struct vqd_queue *q, int timeout_ms, u16 *head, u32 *len)
 {
-	s64 until = now_ns() + VQD_HALT_POLL_NS;
+	u64 until = monotonic_ns() + VQD_HALT_POLL_NS;
 
-	while (!vqd_used_pending(q) && now_ns() < until)
+	while (!vqd_used_pending(q) && monotonic_ns() < until)
 		for (int i = 0; i < 64 && !vqd_used_pending(q); i++)
 			__builtin_ia32_pause();
 	return vqd_wait_used(q, timeout_ms, head, len);

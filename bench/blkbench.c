@@ -12,13 +12,9 @@
  *   blkbench [FILE_MB [SECONDS [JOB]]]  (defaults 512 MiB, 1 s per run, all jobs;
  *                                       the file goes in $TMPDIR, else /var/tmp)
  *
- * Each job runs PAIRS pairs of runs, raw and lguest back to back (which
- * goes first alternates), and reports the medians: of each side's rate,
- * and of the pairs' ratios.  A ratio within a pair compares two runs a
- * second apart, so the host's load drifting (a shared machine) moves both
- * sides alike; the median then drops the pairs a burst of load split.
+ * Each job runs PAIRS pairs of runs and reports their medians (pairs.h).
  */
-#include "median.h"
+#include "pairs.h"
 #include "vqdriver.h"
 #include "host/disk.h"
 #include "virtio/blk.h"
@@ -49,15 +45,6 @@ static const struct job jobs[] = {
 };
 
 static u64 file_size;
-
-/* Seconds on a clock that never jumps. */
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* The offsets both sides visit: a seeded xorshift, or a wrapping cursor. */
 struct offsets {
@@ -167,20 +154,15 @@ static void lg_submit(struct vqd_queue *q, const struct job *j, struct slot *sl,
 	vqd_publish(q, head);
 }
 
-/* What one lguest run did, per request: kicks and interrupts. */
-struct lg_stats {
-	double mbs, kicks, irqs;
-};
-
 /* Through the device: the driver keeps qd requests on the ring. */
-static struct lg_stats run_lguest(struct vqd *d, const struct job *j, double secs)
+static struct lg_run run_lguest(struct vqd *d, const struct job *j, double secs)
 {
 	struct offsets o = { j, 0x9e3779b97f4a7c15ULL, 0 };
 	struct vqd_queue *q = &d->q[0];
 	struct slot sl[64];
 	int slot_of[BLK_QUEUE_SIZE], i, inflight = 0, irqs;
 	u64 bytes = 0, reqs = 0, kicks = 0;
-	struct lg_stats st;
+	struct lg_run st;
 	double t0, end;
 
 	vqd_heap_reset(d);
@@ -222,10 +204,32 @@ static struct lg_stats run_lguest(struct vqd *d, const struct job *j, double sec
 		kicks += vqd_notify(q);
 	}
 	t0 = now() - t0;
-	st.mbs = bytes / t0 / 1e6;
+	st.rate = bytes / t0 / 1e6;
 	st.kicks = (double)kicks / reqs;
 	st.irqs = (double)(vqd_signals(d, 0) - irqs) / reqs;
 	return st;
+}
+
+/* One job's two sides, for run_pairs(). */
+struct job_run {
+	struct vqd *d;
+	int fd;
+	const struct job *j;
+	double secs;
+};
+
+static double raw_side(void *ctx)
+{
+	struct job_run *r = ctx;
+
+	return run_raw(r->fd, r->j, r->secs);
+}
+
+static struct lg_run lguest_side(void *ctx)
+{
+	struct job_run *r = ctx;
+
+	return run_lguest(r->d, r->j, r->secs);
 }
 
 /* A file of FILE_MB MiB of non-zero data (holes would read too fast). */
@@ -253,7 +257,7 @@ int main(int argc, char **argv)
 	struct virtio_dev *dev;
 	struct vqd d;
 	unsigned i;
-	int fd, k;
+	int fd;
 
 	/* /var/tmp by default: a disk, where /tmp may be RAM. */
 	snprintf(path, sizeof(path), "%s/lguest-blkbench.XXXXXX", dir && *dir ? dir : "/var/tmp");
@@ -274,27 +278,15 @@ int main(int argc, char **argv)
 	printf("%-20s %12s %10s %7s  %-6s %9s %8s\n", "name", "lguest MB/s", "raw MB/s",
 	       "ratio", "t>=.95", "kicks/req", "irqs/req");
 	for (i = 0; i < ARRAY_SIZE(jobs); i++) {
-		double raw[PAIRS], lg[PAIRS], ratio[PAIRS], kicks = 0, irqs = 0, r;
+		struct job_run run = { &d, fd, &jobs[i], secs };
+		struct pair_sides sides = { raw_side, lguest_side, &run };
+		struct pair_row row;
 
 		if (argc > 3 && strcmp(argv[3], jobs[i].name))
 			continue;
-		for (k = 0; k < PAIRS; k++) {
-			struct lg_stats st;
-
-			if (k % 2)
-				raw[k] = run_raw(fd, &jobs[i], secs);
-			st = run_lguest(&d, &jobs[i], secs);
-			if (!(k % 2))
-				raw[k] = run_raw(fd, &jobs[i], secs);
-			lg[k] = st.mbs;
-			ratio[k] = raw[k] > 0 ? st.mbs / raw[k] : 0;
-			kicks += st.kicks / PAIRS;
-			irqs += st.irqs / PAIRS;
-		}
-		r = median(ratio, PAIRS);
-		printf("%-20s %12.1f %10.1f %7.2f  %-6s %9.3f %8.3f\n", jobs[i].name,
-		       median(lg, PAIRS), median(raw, PAIRS), r, r >= TARGET ? "ok" : "MISS",
-		       kicks, irqs);
+		row = run_pairs(&sides, PAIRS);
+		printf("%-20s %12.1f %10.1f %7.2f  %-6s %9.3f %8.3f\n", jobs[i].name, row.lguest,
+		       row.raw, row.ratio, row.ratio >= TARGET ? "ok" : "MISS", row.kicks, row.irqs);
 		fflush(stdout);
 	}
 	vqd_destroy(&d);

@@ -19,9 +19,8 @@
  *
  * The figure is frames per second that made it through; the ratio is what
  * the rings, the header check and the thread hop cost.  Each job runs
- * PAIRS pairs of runs, raw and lguest back to back (which goes first
- * alternates); a row gives the medians of each side's rate and of the
- * pairs' ratios, and lguest's kicks and interrupts per frame.
+ * PAIRS pairs of runs and reports their medians (pairs.h), and lguest's
+ * kicks and interrupts per frame.
  *
  * The transmitting driver waits as a guest's vCPU does (vqd_poll_used:
  * KVM's halt polling), and asks for interrupts as Linux's virtio-net does.
@@ -29,7 +28,7 @@
  *   netbench [SECONDS [JOB]]     (default 1 s per run, every job; needs
  *                                 CAP_NET_ADMIN)
  */
-#include "median.h"
+#include "pairs.h"
 #include "vqdriver.h"
 #include "host/tap.h"
 #include "virtio/net.h"
@@ -69,15 +68,7 @@ static const struct job jobs[] = {
 static char ifname[IFNAMSIZ];
 static int raw_fd;			/* a dup of the card's tap descriptor */
 static u8 frame[NET_HDR_LEN + MAXF];	/* zero header, then the frame */
-
-/* Seconds on a clock that never jumps. */
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+static double run_secs = 1.0;		/* per run */
 
 /* A frame for nobody: broadcast, experimental EtherType, counter bytes. */
 static void make_frame(void)
@@ -196,11 +187,6 @@ static void fixed_descs(struct vqd *d, struct vqd_queue *q, u64 first, u32 strid
 			     writable ? VQD_F_WRITE : 0, 0);
 }
 
-/* What one lguest run did: its rate, and kicks and interrupts per frame. */
-struct lg_stats {
-	double fps, kicks, irqs;
-};
-
 /*
  * Take every used head there is (waiting up to 100 ms for the first, by
  * spinning first as KVM polls a halted vCPU if spin), publish each again,
@@ -225,9 +211,9 @@ static u64 recycle(struct vqd_queue *q, bool again, bool spin, u64 *kicks)
 }
 
 /* Per frame, from counts over a run of t seconds. */
-static struct lg_stats lg_stats(struct vqd *d, int qidx, int irqs0, u64 n, u64 kicks, double t)
+static struct lg_run lg_stats(struct vqd *d, int qidx, int irqs0, u64 n, u64 kicks, double t)
 {
-	struct lg_stats st = { n / t, 0, 0 };
+	struct lg_run st = { n / t, 0, 0 };
 
 	if (n) {
 		st.kicks = (double)kicks / n;
@@ -242,13 +228,15 @@ static struct lg_stats lg_stats(struct vqd *d, int qidx, int irqs0, u64 n, u64 k
  * ones, the driver wants a transmit interrupt only when three quarters
  * of those outstanding are done (virtqueue_enable_cb_delayed).
  */
-static struct lg_stats lg_tx(struct vqd *d, u32 len, double secs)
+static struct lg_run lg_tx(struct vqd *d, u32 len, double secs)
 {
 	struct vqd_queue *q = &d->q[NET_TXQ];
+	struct net_stats before, after;
 	u64 gpa, n = 0, kicks = 0, out = q->size;
 	int irqs0 = vqd_signals(d, NET_TXQ);
 	double t0, end;
 
+	virtio_net_stats(d->dev, &before);
 	vqd_heap_reset(d);
 	gpa = vqd_alloc(d, NET_HDR_LEN + len, 64);
 	memcpy(vqd_ptr(d, gpa, NET_HDR_LEN + len), frame, NET_HDR_LEN + len);
@@ -270,6 +258,9 @@ static struct lg_stats lg_tx(struct vqd *d, u32 len, double secs)
 			out -= MIN(out, got);
 	}
 	q->manual_events = false;
+	/* Count what the tap took: a refused write still returns its chain. */
+	virtio_net_stats(d->dev, &after);
+	n = after.tx_frames - before.tx_frames;
 	return lg_stats(d, NET_TXQ, irqs0, n, kicks, now() - t0);
 }
 
@@ -279,7 +270,7 @@ static struct lg_stats lg_tx(struct vqd *d, u32 len, double secs)
  * a spinning driver would be a third busy thread (sender, card, driver)
  * on a two-CPU host, taking the CPU the other two need.
  */
-static struct lg_stats lg_rx(struct vqd *d, u32 len, double secs)
+static struct lg_run lg_rx(struct vqd *d, u32 len, double secs)
 {
 	struct vqd_queue *q = &d->q[NET_RXQ];
 	int irqs0 = vqd_signals(d, NET_RXQ);
@@ -302,6 +293,36 @@ static struct lg_stats lg_rx(struct vqd *d, u32 len, double secs)
 	return lg_stats(d, NET_RXQ, irqs0, n, kicks, t0);
 }
 
+/* One job's two sides, for run_pairs(). */
+struct job_run {
+	struct vqd *d;
+	const struct job *j;
+	bool failed;		/* the card would not start: the row is void */
+};
+
+static double raw_side(void *ctx)
+{
+	struct job_run *r = ctx;
+
+	return r->j->rx ? raw_rx(r->j->len, run_secs) : raw_tx(r->j->len, run_secs);
+}
+
+static struct lg_run lguest_side(void *ctx)
+{
+	struct job_run *r = ctx;
+	struct lg_run st = { 0 };
+
+	drain_tap();
+	if (vqd_start(r->d) < 0) {
+		fprintf(stderr, "netbench: %s\n", last_error());
+		r->failed = true;
+		return st;
+	}
+	st = r->j->rx ? lg_rx(r->d, r->j->len, run_secs) : lg_tx(r->d, r->j->len, run_secs);
+	vqd_stop(r->d);
+	return st;
+}
+
 /* Turn IPv6 off before the link goes up: no autoconfiguration frames. */
 static void no_ipv6(void)
 {
@@ -319,12 +340,13 @@ static void no_ipv6(void)
 
 int main(int argc, char **argv)
 {
-	double secs = argc > 1 ? atof(argv[1]) : 1.0;
 	struct net_opts o = { .mac = { 2, 0x4c, 0x47, 0, 0, 1 }, .is_tap = true };
 	struct virtio_dev *dev;
 	struct vqd d;
 	int fd;
 
+	if (argc > 1)
+		run_secs = atof(argv[1]);
 	make_frame();
 	fd = tap_create(ifname);
 	if (fd < 0) {
@@ -338,39 +360,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "netbench: %s\n", last_error());
 		return 1;
 	}
-	printf("# tap %s, %.1f s per run, userspace backend, %d-entry queues\n", ifname, secs,
+	printf("# tap %s, %.1f s per run, userspace backend, %d-entry queues\n", ifname, run_secs,
 	       NET_QUEUE_SIZE);
 	printf("%-20s %12s %10s %7s  %-6s %10s %9s\n", "name", "lguest kfps", "raw kfps", "ratio",
 	       "t>=.90", "kicks/frm", "irqs/frm");
 	for (unsigned i = 0; i < ARRAY_SIZE(jobs); i++) {
 		const struct job *j = &jobs[i];
-		double raw[PAIRS], lg[PAIRS], ratio[PAIRS], kicks = 0, irqs = 0, r;
+		struct job_run run = { &d, j, false };
+		struct pair_sides sides = { raw_side, lguest_side, &run };
+		struct pair_row row;
 
 		if (argc > 2 && strcmp(argv[2], j->name))
 			continue;
-		for (int k = 0; k < PAIRS; k++) {
-			struct lg_stats st;
-
-			if (k % 2)
-				raw[k] = j->rx ? raw_rx(j->len, secs) : raw_tx(j->len, secs);
-			drain_tap();
-			if (vqd_start(&d) < 0) {
-				fprintf(stderr, "netbench: %s\n", last_error());
-				return 1;
-			}
-			st = j->rx ? lg_rx(&d, j->len, secs) : lg_tx(&d, j->len, secs);
-			vqd_stop(&d);
-			if (!(k % 2))
-				raw[k] = j->rx ? raw_rx(j->len, secs) : raw_tx(j->len, secs);
-			lg[k] = st.fps;
-			ratio[k] = raw[k] > 0 ? st.fps / raw[k] : 0;
-			kicks += st.kicks / PAIRS;
-			irqs += st.irqs / PAIRS;
-		}
-		r = median(ratio, PAIRS);
-		printf("%-20s %12.1f %10.1f %7.2f  %-6s %10.4f %9.4f\n", j->name,
-		       median(lg, PAIRS) / 1e3, median(raw, PAIRS) / 1e3, r,
-		       r >= TARGET ? "ok" : "MISS", kicks, irqs);
+		row = run_pairs(&sides, PAIRS);
+		if (run.failed)
+			return 1;
+		printf("%-20s %12.1f %10.1f %7.2f  %-6s %10.4f %9.4f\n", j->name, row.lguest / 1e3,
+		       row.raw / 1e3, row.ratio, row.ratio >= TARGET ? "ok" : "MISS", row.kicks,
+		       row.irqs);
 		fflush(stdout);
 	}
 	vqd_destroy(&d);

@@ -10,7 +10,9 @@
 # bytes and say whether each transfer completed, as
 #   LGTEST netbench up <round> ok|failed
 #   LGTEST netbench down <round> <bytes received>
-# and finally "LGTEST netbench done".
+# and finally "LGTEST netbench done".  The transfers are made by
+# /bin/tcpstream (tests/e2e/guest/bin/tcpstream.c), which moves 128 KiB per
+# system call as iperf3 does.
 
 . /tests/net-lib.sh
 MIB=64
@@ -41,13 +43,13 @@ down_split="0 0 0 0 0 0"
 
 r=1
 while [ $r -le "$ROUNDS" ]; do
-	if head -c $((MIB * 1048576)) /dev/zero | nc "$PEER" 5001; then
+	if tcpstream send "$PEER" 5001 $((MIB * 1048576)); then
 		echo "LGTEST netbench up $r ok"
 	else
 		echo "LGTEST netbench up $r failed"
 	fi
 	before=$(cpu_split)
-	echo "LGTEST netbench down $r $(nc "$PEER" 5002 </dev/null | wc -c)"
+	echo "LGTEST netbench down $r $(tcpstream recv "$PEER" 5002)"
 	down_split=$(echo "$down_split $before $(cpu_split)" |
 		awk '{ for (i = 1; i <= 6; i++) printf "%d ", $i + $(i + 12) - $(i + 6) }')
 	r=$((r + 1))

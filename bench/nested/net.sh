@@ -33,7 +33,7 @@ cd "$(dirname "$0")/../.."
 : "${NET_MIB:=16}"
 : "${NET_ROUNDS:=$BENCH_RUNS}"
 
-if ! command -v python3 >/dev/null; then
+if [ -z "$PYTHON3" ]; then
 	echo "# SKIP: no python3 for the host side"
 	exit 0
 fi
@@ -104,7 +104,7 @@ run() {
 	local row=$1 st i
 	shift
 	rm -f "$TMP/res" "$TMP/res.ready"
-	python3 "$TMP/server.py" "$TMP/res" "$SIZE" "$ROUNDS" "$BENCH_TIMEOUT" \
+	"$PYTHON3" "$TMP/server.py" "$TMP/res" "$SIZE" "$ROUNDS" "$BENCH_TIMEOUT" \
 		>"$TMP/server.log" 2>&1 &
 	SERVER=$!
 	for ((i = 0; i < 300; i++)); do

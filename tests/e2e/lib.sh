@@ -1,12 +1,18 @@
 # tests/e2e/lib.sh: shared helpers for the end-to-end scripts (bash).  Source it:
 #   . "$(dirname "$0")/lib.sh"
 # It sets E2E (this directory), TOP (the repository), WORK (git-ignored cache
-# dir tests/e2e/work) and KDIR (the unpacked Debian kernel, see kernel.sh).
+# dir tests/e2e/work), KDIR (the unpacked Debian kernel, see kernel.sh) and
+# PYTHON3 (exported).
 
 E2E=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$E2E/../.." && pwd)
 WORK=$E2E/work
 KDIR=$WORK/kernel
+# Host-side helpers run Debian's python3 where it is: a version manager's
+# shim (pyenv's is a chain of shell scripts) costs seconds per start in
+# the emulated machine, where the helpers start once per guest boot.
+PYTHON3=$(command -v /usr/bin/python3 || command -v python3)
+export PYTHON3
 
 die() { echo "${0##*/}: $*" >&2; exit 1; }
 note() { echo "${0##*/}: $*" >&2; }

@@ -97,7 +97,7 @@ c, _ = down.accept()
 c.sendall((b"lguest-net-down\n" * (size // 16 + 1))[:size])
 c.close()
 PY
-	python3 "$NET_DIR/server.py" "$NET_DIR/upload" 2097152 "$NET_TIMEOUT" \
+	"$PYTHON3" "$NET_DIR/server.py" "$NET_DIR/upload" 2097152 "$NET_TIMEOUT" \
 		>"$NET_DIR/server.log" 2>&1 &
 	NET_PIDS="${NET_PIDS:-} $!"
 	# Python starts slowly in the nested machine, and a guest boots in a

@@ -68,10 +68,7 @@ struct rx_used {
  */
 #define NET_TX_COPY	2048
 
-/* Coalescing (NET_HOLD_NS) is in net.h: vhost_net.c does it too. */
-/* Bytes received between two sleeps of the rx thread that make a bulk
- * stream (worth holding for), not a trickle of ACKs. */
-#define NET_RX_BULK	4096
+/* Coalescing (NET_HOLD_NS, NET_RX_BULK) is in net.h: vhost_net.c does it too. */
 #define NET_TX_SLOT_IOV	20
 
 /* One queued write: where its bytes are, until the write completes. */
@@ -733,6 +730,15 @@ void net_hold(u64 *last_wake, unsigned int waiting)
 	}
 }
 
+void net_tx_hold(const struct virtio_dev *vdev, u64 *last_kick, u16 *rx_seen,
+		 unsigned int waiting)
+{
+	if (vq_used_bytes_since(&vdev->vqs[NET_RXQ], rx_seen) >= NET_RX_BULK)
+		*last_kick = monotonic_ns();
+	else
+		net_hold(last_kick, waiting);
+}
+
 /*
  * tx: kicks off while we work (the guest need not exit to tell us what
  * we will find anyway), on again before we sleep, and a last look for
@@ -742,6 +748,7 @@ static void *tx_thread(void *arg)
 {
 	struct net_dev *n = arg;
 	struct virtqueue *vq = &n->vdev.vqs[NET_TXQ];
+	u16 rx_seen = 0;
 
 	/* A queue the driver never enabled has nothing to serve (vq_pop
 	 * would call it corrupt). */
@@ -754,7 +761,7 @@ static void *tx_thread(void *arg)
 		if (!wait_for(n, vq->kick_fd))
 			return NULL;
 		vq_kicked(vq);
-		net_hold(&n->tx_last_kick, vq_avail_count(vq));
+		net_tx_hold(&n->vdev, &n->tx_last_kick, &rx_seen, vq_avail_count(vq));
 	}
 	wait_for(n, -1);
 	return NULL;

@@ -452,6 +452,28 @@ u16 vq_avail_count(struct virtqueue *vq)
 	return avail_idx(vq) - vq->last_avail;
 }
 
+/*
+ * For a watcher beside the device (another thread, or ours beside
+ * vhost's worker): the bytes the device wrote into buffers it gave back
+ * since the used index *seen, which moves to the index now.  The entries
+ * live in guest memory: a garbage length only skews the caller's guess.
+ */
+u64 vq_used_bytes_since(const struct virtqueue *vq, u16 *seen)
+{
+	const struct virtq_used *used = vq->used;
+	u64 bytes = 0;
+	u16 idx, n;
+
+	if (vq->broken || !used)
+		return 0;
+	idx = __atomic_load_n(&used->idx, __ATOMIC_ACQUIRE);
+	n = MIN((u16)(idx - *seen), vq->size);
+	for (u16 i = idx - n; i != idx; i++)
+		bytes += __atomic_load_n(&used->ring[i & (vq->size - 1)].len, __ATOMIC_RELAXED);
+	*seen = idx;
+	return bytes;
+}
+
 bool vq_has_avail(struct virtqueue *vq)
 {
 	return vq_avail_count(vq) != 0;

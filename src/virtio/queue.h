@@ -105,6 +105,8 @@ void vq_disable_kicks(struct virtqueue *vq);
 bool vq_has_avail(struct virtqueue *vq);
 /* How many, as the driver's index says (a hint: vq_pop checks it). */
 u16 vq_avail_count(struct virtqueue *vq);
+/* Bytes of used buffers since the used index *seen (advanced); see queue.c. */
+u64 vq_used_bytes_since(const struct virtqueue *vq, u16 *seen);
 /*
  * Both sides' ring indices and suppression state, as one line into buf
  * (for a stuck-guest dump: who is waiting for whom).  Racy by nature:

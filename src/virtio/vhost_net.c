@@ -32,6 +32,7 @@ struct vhost_net {
 	/* The transmit kick's detour (tx_kick_thread): the guest kicks
 	 * guest_kick, the worker listens on worker_kick. */
 	int guest_kick, worker_kick, stop_fd;
+	const struct virtio_dev *dev;
 	pthread_t kick_tid;
 	bool kick_running;
 };
@@ -178,6 +179,7 @@ static void *tx_kick_thread(void *arg)
 	struct vhost_net *vh = arg;
 	struct pollfd p[2] = { { vh->stop_fd, POLLIN, 0 }, { vh->guest_kick, POLLIN, 0 } };
 	u64 last = 0;
+	u16 rx_seen = 0;
 
 	/* A kick may have come before we listened: the worker looks. */
 	eventfd_write(vh->worker_kick, 1);
@@ -194,20 +196,21 @@ static void *tx_kick_thread(void *arg)
 			break;
 		if (eventfd_read(vh->guest_kick, &v) < 0)
 			continue;
-		/* The worker owns the ring: how much waits, we do not ask. */
-		net_hold(&last, 0);
+		/* The worker owns the tx ring: how much waits, we do not ask. */
+		net_tx_hold(vh->dev, &last, &rx_seen, 0);
 		eventfd_write(vh->worker_kick, 1);
 	}
 	return NULL;
 }
 
-static int start_kicks(struct vhost_net *vh, const struct virtqueue *txq)
+static int start_kicks(struct vhost_net *vh, const struct virtio_dev *dev)
 {
 	eventfd_t stale;
 	int err;
 
 	eventfd_read(vh->stop_fd, &stale);
-	vh->guest_kick = txq->kick_fd;
+	vh->dev = dev;
+	vh->guest_kick = dev->vqs[NET_TXQ].kick_fd;
 	err = virtio_thread_start(&vh->kick_tid, "vhost-kick", tx_kick_thread, vh);
 	if (err)
 		return fail("vhost-net: cannot start the kick thread: %s", strerror(err));
@@ -250,7 +253,7 @@ int vhost_net_start(struct vhost_net *vh, struct virtio_dev *dev, int tap_fd)
 		set_backend(vh, -1);
 		return -1;
 	}
-	if (start_kicks(vh, &dev->vqs[NET_TXQ])) {
+	if (start_kicks(vh, dev)) {
 		vhost_net_stop(vh, dev);
 		return -1;
 	}

@@ -130,6 +130,42 @@ static void test_avail_batch(void)
 	vqd_destroy(&d);
 }
 
+/*
+ * A watcher's count of used bytes (net's transmit side watches its rx
+ * ring): the lengths pushed since its last look, at most a ring's worth
+ * however far the index ran.
+ */
+static void test_used_bytes(void)
+{
+	struct vqd d;
+	struct vqd_queue *q = setup(&d, MEM, VQD_ALL_FEATURES, 8);
+	u64 buf = vqd_alloc(&d, 64, 16);
+	u16 seen = 0;
+	u64 bytes;
+	int i;
+
+	if (!ok(q, "used bytes: setup"))
+		return;
+	/* (is_int evaluates its arguments twice: the count goes in a variable.) */
+	bytes = vq_used_bytes_since(q->vq, &seen);
+	is_int(bytes, 0, "used bytes: none yet");
+	for (i = 0; i < 3; i++) {
+		vqd_desc_set(&d, q->desc_gpa, i, buf, 64, VQD_F_WRITE, 0);
+		vqd_publish(q, i);
+		vq_pop(q->vq, &chain);
+		vq_push(q->vq, i, 100 * (i + 1));
+	}
+	bytes = vq_used_bytes_since(q->vq, &seen);
+	is_int(bytes, 600, "used bytes: three pushed");
+	is_int(seen, 3, "used bytes: the index moved on");
+	bytes = vq_used_bytes_since(q->vq, &seen);
+	is_int(bytes, 0, "used bytes: nothing new");
+	seen = 3 - 1000;	/* a stale index: one ring's worth at most */
+	bytes = vq_used_bytes_since(q->vq, &seen);
+	ok(bytes <= 8ULL * 300, "used bytes: bounded by the ring");
+	vqd_destroy(&d);
+}
+
 /* Indirect tables: alone, and after direct descriptors (2.7.5.3.2). */
 static void test_indirect(void)
 {
@@ -514,6 +550,7 @@ int main(void)
 {
 	test_simple();
 	test_avail_batch();
+	test_used_bytes();
 	test_indirect();
 	test_malformed();
 	test_length_overflow();

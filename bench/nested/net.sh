@@ -13,9 +13,10 @@
 # 100-200 MB/s of the nested machine, long past TCP's ramp) to the host
 # over TCP with tcpstream (tests/e2e/guest/bin/tcpstream.c), then
 # receives as much: one round per boot, NET_ROUNDS rounds per row (default
-# BENCH_RUNS, or 3).  Boots alternate between lguest and QEMU (lguest,
-# QEMU, lguest, ...), so a nested machine that drifts slower or faster
-# over the minutes a row takes weighs on both alike; a boot that ends
+# BENCH_RUNS, or 3).  Boots alternate between lguest and QEMU, in pairs
+# whose first alternates too (lguest, QEMU, QEMU, lguest, ...), so a nested
+# machine that drifts slower or faster over the minutes a row takes weighs
+# on both alike; a boot that ends
 # early (see run) keeps what it finished and is followed by another.
 # The host side (a python3 server here) times each transfer: from accept()
 # to the end of the fixed byte count (guest to host), and from accept() to
@@ -161,12 +162,17 @@ boot_row() {
 # wants more; then each row's median MB/s per direction in mbps[ROW,up]
 # and mbps[ROW,down].
 pair() {
-	local row dir med
+	local row dir med turn=0
 	: >"$TMP/$1.res"
 	: >"$TMP/$4.res"
 	while wants "$1" || wants "$4"; do
-		boot_row "$1" lguest_run "$1" "$2" "$3"
-		boot_row "$4" qemu_run "$4" "$5" "$6"
+		if ((turn++ % 2)); then
+			boot_row "$4" qemu_run "$4" "$5" "$6"
+			boot_row "$1" lguest_run "$1" "$2" "$3"
+		else
+			boot_row "$1" lguest_run "$1" "$2" "$3"
+			boot_row "$4" qemu_run "$4" "$5" "$6"
+		fi
 	done
 	for row in "$1" "$4"; do
 		cat "$TMP/$row.stats" >>"$TMP/notes" 2>/dev/null

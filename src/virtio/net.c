@@ -44,6 +44,9 @@ _Static_assert(sizeof(struct virtio_net_hdr_v1) == NET_HDR_LEN, "virtio_net_hdr_
 
 /* Room for the longest frame we accept, with its header. */
 #define NET_BOUNCE	(NET_HDR_LEN + NET_MAX_FRAME)
+/* Chains taken ahead for one frame (rx_take_ahead): 64 of Linux's
+ * smallest mergeable buffers (1.5 KiB) hold the largest frame. */
+#define NET_RX_AHEAD	64
 
 /* Where a step of the rx path left off. */
 enum rx_result {
@@ -111,6 +114,8 @@ struct net_dev {
 	size_t rx_over, rx_over_off;	/* bounce bytes in all, and placed */
 	struct rx_used *rx_used;	/* the chains it fills, first first */
 	u32 rx_nused;
+	struct rx_used *rx_ahead;	/* chains taken behind the first (rx_take_ahead) */
+	u32 rx_nahead;
 
 	/* tx, touched by the tx thread only. */
 	struct vq_chain *tx_chain;
@@ -569,9 +574,71 @@ static enum rx_result rx_continue(struct net_dev *n)
 }
 
 /*
- * Read one frame: straight into the first chain's buffers, with the
- * bounce buffer after them for whatever does not fit.  Most frames fit,
- * and then no byte is copied by us at all.
+ * Mergeable buffers are small (Linux posts 1.5-4 KiB each) and a frame
+ * from the tap up to 64 KiB: take up to a largest frame's worth of chains
+ * behind the first, so one readv puts the whole frame in place.  Their
+ * buffers go into the read's iovecs from iov[*k]; chains the frame does
+ * not reach go back (vq_unpop).  Returns the room added, -1: ring corrupt.
+ */
+static s64 rx_take_ahead(struct net_dev *n, u32 *k, u64 room)
+{
+	struct virtqueue *vq = &n->vdev.vqs[NET_RXQ];
+	struct vq_chain *c = n->rx_more;
+	u64 added = 0;
+	int r;
+
+	n->rx_nahead = 0;
+	while (room + added < NET_BOUNCE && n->rx_nahead < NET_RX_AHEAD) {
+		r = vq_pop(vq, c);
+		if (r <= 0)
+			return r < 0 ? -1 : (s64)added;
+		/* readv takes IOV_MAX pieces, the bounce buffer included. */
+		if (*k + c->n_in >= IOV_MAX) {
+			vq_unpop(vq, 1);
+			break;
+		}
+		memcpy(n->rx_iov + *k, in_iov(c), c->n_in * sizeof(struct iovec));
+		*k += c->n_in;
+		n->rx_ahead[n->rx_nahead++] = (struct rx_used){ c->head, (u32)c->in_len };
+		added += c->in_len;
+	}
+	return added;
+}
+
+/* The frame's bytes after the first chain's: the chains taken ahead, in
+ * order, as far as they reach; the rest go back.  Returns bytes placed. */
+static u64 rx_place_ahead(struct net_dev *n, u64 left)
+{
+	u64 placed = 0;
+	u32 i;
+
+	for (i = 0; i < n->rx_nahead && placed < left; i++) {
+		u32 t = MIN(left - placed, (u64)n->rx_ahead[i].len);
+
+		if (!n->rx_ahead[i].len)
+			COUNT(n, rx_bad_chain, 1);
+		n->rx_used[n->rx_nused++] = (struct rx_used){ n->rx_ahead[i].head, t };
+		placed += t;
+	}
+	vq_unpop(&n->vdev.vqs[NET_RXQ], n->rx_nahead - i);
+	n->rx_nahead = 0;
+	return placed;
+}
+
+/* No frame after all: the chains taken ahead go back. */
+static enum rx_result rx_none(struct net_dev *n, enum rx_result r)
+{
+	vq_unpop(&n->vdev.vqs[NET_RXQ], n->rx_nahead);
+	n->rx_nahead = 0;
+	if (r == RX_DROPPED)
+		COUNT(n, rx_dropped, 1);
+	return r;
+}
+
+/*
+ * Read one frame: straight into the first chain's buffers and those taken
+ * ahead of it, with the bounce buffer after them for whatever does not
+ * fit.  Most frames fit, and then no byte is copied by us at all.
  */
 static enum rx_result rx_read(struct net_dev *n)
 {
@@ -579,40 +646,49 @@ static enum rx_result rx_read(struct net_dev *n)
 	struct iovec *iov = n->rx_iov;
 	u64 direct = 0, first;
 	ssize_t got;
+	s64 ahead;
 	u32 k = 0;
 
+	n->rx_nahead = 0;
 	/* More pieces than readv takes: read it all into the bounce. */
 	if (c->n_in < IOV_MAX) {
 		memcpy(iov, in_iov(c), c->n_in * sizeof(*iov));
 		k = c->n_in;
 		direct = c->in_len;
+		if (mergeable(n) && direct < NET_BOUNCE) {
+			ahead = rx_take_ahead(n, &k, direct);
+			if (ahead < 0)
+				return RX_BROKEN;
+			direct += ahead;
+		}
 	}
 	iov[k++] = (struct iovec){ n->rx_bounce, NET_BOUNCE };
 	do {
 		got = readv(n->fd, iov, k);
 	} while (got < 0 && errno == EINTR);
 	if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return RX_NO_FRAME;
+		return rx_none(n, RX_NO_FRAME);
 	if (got <= 0) {
 		verbose("net: rx: %s", got ? strerror(errno) : "end of file");
-		return RX_HOST_GONE;
+		return rx_none(n, RX_HOST_GONE);
 	}
 	/* Runts carry no frame; the tap reports a frame it had to cut
 	 * short at its full length, which is more than we hold. */
-	if ((u64)got < n->hdr_len + NET_ETH_HLEN || (u64)got > direct + NET_BOUNCE) {
-		COUNT(n, rx_dropped, 1);
-		return RX_DROPPED;
-	}
+	if ((u64)got < n->hdr_len + NET_ETH_HLEN || (u64)got > direct + NET_BOUNCE)
+		return rx_none(n, RX_DROPPED);
 	n->rx_got = got;
-	first = MIN((u64)got, direct);
+	first = c->n_in < IOV_MAX ? MIN((u64)got, c->in_len) : 0;
+	n->rx_used[0] = (struct rx_used){ c->head, first };
+	n->rx_nused = 1;
+	first += rx_place_ahead(n, got - first);
 	n->rx_over = got - first;
 	n->rx_over_off = 0;
 	/* Read via the bounce (too many pieces): copy the start over. */
-	if (!direct)
+	if (!direct) {
 		first = n->rx_over_off = iov_from_buf(in_iov(c), c->n_in, 0, n->rx_bounce,
 						      n->rx_over);
-	n->rx_used[0] = (struct rx_used){ c->head, first };
-	n->rx_nused = 1;
+		n->rx_used[0].len = first;
+	}
 	if (n->rx_over_off == n->rx_over)
 		return rx_complete(n);
 	/* Bigger than the guest's buffer and no merging allowed: drop it,
@@ -1027,6 +1103,7 @@ static void net_free_bufs(struct net_dev *n)
 	free(n->rx_iov);
 	free(n->rx_bounce);
 	free(n->rx_used);
+	free(n->rx_ahead);
 	free(n->tx_chain);
 	free(n->tx_slots);
 	free(n->tx_bounce);
@@ -1040,10 +1117,11 @@ static int net_alloc_bufs(struct net_dev *n)
 	n->rx_iov = calloc(VQ_MAX_SEGS + 1, sizeof(struct iovec));
 	n->rx_bounce = malloc(NET_BOUNCE);
 	n->rx_used = calloc(VQ_MAX_SIZE, sizeof(struct rx_used));
+	n->rx_ahead = calloc(NET_RX_AHEAD, sizeof(struct rx_used));
 	n->tx_chain = malloc(sizeof(*n->tx_chain));
 	n->tx_slots = calloc(NET_BATCH, sizeof(struct tx_slot));
 	n->tx_bounce = malloc(NET_BOUNCE);
-	if (!n->rx_chain || !n->rx_more || !n->rx_iov || !n->rx_bounce || !n->rx_used ||
+	if (!n->rx_chain || !n->rx_more || !n->rx_iov || !n->rx_bounce || !n->rx_used || !n->rx_ahead ||
 	    !n->tx_chain || !n->tx_slots || !n->tx_bounce)
 		return fail("net: out of memory");
 	return 0;

@@ -324,6 +324,17 @@ int vq_pop(struct virtqueue *vq, struct vq_chain *c)
 }
 
 /*
+ * Give back the last n chains popped and not used: the next vq_pop reads
+ * their ring entries again, and checks them again.  For a device that
+ * takes chains before it knows how many it needs (net's receive).
+ */
+void vq_unpop(struct virtqueue *vq, u16 n)
+{
+	vq->last_avail -= n;
+	vq_count(&vq->stats.chains, -(u64)n);
+}
+
+/*
  * Write a used entry without publishing it: see vq_flush().  vq_push() is
  * the two together, for the usual one-chain-at-a-time case.
  */

@@ -105,6 +105,8 @@ void vq_disable_kicks(struct virtqueue *vq);
 bool vq_has_avail(struct virtqueue *vq);
 /* How many, as the driver's index says (a hint: vq_pop checks it). */
 u16 vq_avail_count(struct virtqueue *vq);
+/* Put the last n chains popped (none used) back on the avail side. */
+void vq_unpop(struct virtqueue *vq, u16 n);
 /* Bytes of used buffers since the used index *seen (advanced); see queue.c. */
 u64 vq_used_bytes_since(const struct virtqueue *vq, u16 *seen);
 /*

@@ -612,6 +612,47 @@ static void test_rx_merge(void)
 	rig_down(&r);
 }
 
+/*
+ * MRG_RXBUF with buffers posted ahead: one read places a frame over the
+ * chains it needs; those it does not reach serve the next frame.
+ */
+static void test_rx_merge_ahead(void)
+{
+	struct virtio_net_hdr_v1 h = { .flags = 0 }, got_h;
+	static u8 frame[HDR + 4000], got[HDR + 4000], part[1024];
+	static const u32 want[4] = { 1000, 1000, 512, HDR + 60 };
+	struct rig r;
+	u32 len, glen, total = 0;
+	u16 heads[5], head;
+	bool all = true;
+
+	if (!ok(rig_socket(&r, ALL, true), "merge ahead: socket rig"))
+		return;
+	for (int i = 0; i < 5; i++)
+		heads[i] = rx_post(&r, 1000);
+	len = make_frame(frame, &h, 2500, 31);
+	ok(write(r.peer, frame, len) == len, "merge ahead: 2512 bytes written");
+	ok(write(r.peer, part, make_frame(part, &h, 60, 32)) == HDR + 60,
+	   "merge ahead: then 60 more");
+	is_n(virtio_net_rx_sync(r.dev), 2, "merge ahead: both frames delivered");
+	is_n(vqd_used_pending(r.rx), 4, "merge ahead: four buffers used, the fifth left posted");
+	for (int i = 0; i < 4; i++) {
+		all &= rx_take(&r, part, &glen, &head) && head == heads[i] && glen == want[i];
+		if (i < 3) {
+			memcpy(got + total, part, glen);
+			total += glen;
+		}
+	}
+	ok(all, "merge ahead: 1000 + 1000 + 512 for the first, the next buffer for the second");
+	memcpy(&got_h, got, HDR);
+	is_n(got_h.num_buffers, 3, "merge ahead: num_buffers 3");
+	ok(total == len && !memcmp(got + HDR, frame + HDR, len - HDR), "merge ahead: frame intact");
+	ok(write(r.peer, frame, len) == len, "merge ahead: another 2512 bytes");
+	is_n(virtio_net_rx_sync(r.dev), 0, "merge ahead: one buffer left is not enough");
+	is_n(vqd_used_pending(r.rx), 0, "merge ahead: nothing published for part of a frame");
+	rig_down(&r);
+}
+
 /* Without MRG_RXBUF a frame must fit one buffer; else it is dropped. */
 static void test_rx_no_merge(void)
 {
@@ -1423,6 +1464,7 @@ int main(void)
 	test_rx_basic();
 	test_rx_backpressure();
 	test_rx_merge();
+	test_rx_merge_ahead();
 	test_rx_no_merge();
 	test_rx_bad_chains();
 	test_rx_merge_zero_chains();

@@ -116,6 +116,7 @@ struct net_dev {
 	u32 rx_nused;
 	struct rx_used *rx_ahead;	/* chains taken behind the first (rx_take_ahead) */
 	u32 rx_nahead;
+	u64 rx_want;			/* room the next frame likely needs */
 
 	/* tx, touched by the tx thread only. */
 	struct vq_chain *tx_chain;
@@ -575,10 +576,12 @@ static enum rx_result rx_continue(struct net_dev *n)
 
 /*
  * Mergeable buffers are small (Linux posts 1.5-4 KiB each) and a frame
- * from the tap up to 64 KiB: take up to a largest frame's worth of chains
- * behind the first, so one readv puts the whole frame in place.  Their
- * buffers go into the read's iovecs from iov[*k]; chains the frame does
- * not reach go back (vq_unpop).  Returns the room added, -1: ring corrupt.
+ * from the tap up to 64 KiB: take chains behind the first, as many as
+ * recent frames needed (rx_want), so one readv puts the whole frame in
+ * place.  Their buffers go into the read's iovecs from iov[*k]; chains
+ * the frame does not reach go back (vq_unpop).  A frame bigger than
+ * guessed overflows into the bounce buffer and is placed from there.
+ * Returns the room added, -1: ring corrupt.
  */
 static s64 rx_take_ahead(struct net_dev *n, u32 *k, u64 room)
 {
@@ -588,7 +591,7 @@ static s64 rx_take_ahead(struct net_dev *n, u32 *k, u64 room)
 	int r;
 
 	n->rx_nahead = 0;
-	while (room + added < NET_BOUNCE && n->rx_nahead < NET_RX_AHEAD) {
+	while (room + added < MIN(n->rx_want, NET_BOUNCE) && n->rx_nahead < NET_RX_AHEAD) {
 		r = vq_pop(vq, c);
 		if (r <= 0)
 			return r < 0 ? -1 : (s64)added;
@@ -655,7 +658,7 @@ static enum rx_result rx_read(struct net_dev *n)
 		memcpy(iov, in_iov(c), c->n_in * sizeof(*iov));
 		k = c->n_in;
 		direct = c->in_len;
-		if (mergeable(n) && direct < NET_BOUNCE) {
+		if (mergeable(n) && direct < n->rx_want) {
 			ahead = rx_take_ahead(n, &k, direct);
 			if (ahead < 0)
 				return RX_BROKEN;
@@ -677,6 +680,9 @@ static enum rx_result rx_read(struct net_dev *n)
 	if ((u64)got < n->hdr_len + NET_ETH_HLEN || (u64)got > direct + NET_BOUNCE)
 		return rx_none(n, RX_DROPPED);
 	n->rx_got = got;
+	/* Taking chains ahead costs a look at each: after a run of small
+	 * frames (ACKs, pings), take few; after a big one, enough for it. */
+	n->rx_want = MAX((u64)got, n->rx_want - n->rx_want / 8);
 	first = c->n_in < IOV_MAX ? MIN((u64)got, c->in_len) : 0;
 	n->rx_used[0] = (struct rx_used){ c->head, first };
 	n->rx_nused = 1;

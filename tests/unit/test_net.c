@@ -613,8 +613,9 @@ static void test_rx_merge(void)
 }
 
 /*
- * MRG_RXBUF with buffers posted ahead: one read places a frame over the
- * chains it needs; those it does not reach serve the next frame.
+ * MRG_RXBUF with buffers posted ahead: after a big frame, the next is
+ * read over as many chains as that one needed; a smaller frame leaves
+ * those it does not reach posted, for the frame after it.
  */
 static void test_rx_merge_ahead(void)
 {
@@ -623,27 +624,31 @@ static void test_rx_merge_ahead(void)
 	static const u32 want[4] = { 1000, 1000, 512, HDR + 60 };
 	struct rig r;
 	u32 len, glen, total = 0;
-	u16 heads[5], head;
+	u16 heads[8], head;
 	bool all = true;
 
 	if (!ok(rig_socket(&r, ALL, true), "merge ahead: socket rig"))
 		return;
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 8; i++)
 		heads[i] = rx_post(&r, 1000);
 	len = make_frame(frame, &h, 2500, 31);
 	ok(write(r.peer, frame, len) == len, "merge ahead: 2512 bytes written");
+	ok(write(r.peer, frame, len) == len, "merge ahead: and again");
 	ok(write(r.peer, part, make_frame(part, &h, 60, 32)) == HDR + 60,
 	   "merge ahead: then 60 more");
-	is_n(virtio_net_rx_sync(r.dev), 2, "merge ahead: both frames delivered");
-	is_n(vqd_used_pending(r.rx), 4, "merge ahead: four buffers used, the fifth left posted");
-	for (int i = 0; i < 4; i++) {
+	is_n(virtio_net_rx_sync(r.dev), 3, "merge ahead: three frames delivered");
+	is_n(vqd_used_pending(r.rx), 7, "merge ahead: seven buffers used, the eighth left posted");
+	for (int i = 0; i < 3; i++)
 		all &= rx_take(&r, part, &glen, &head) && head == heads[i] && glen == want[i];
+	ok(all, "merge ahead: the first frame, 1000 + 1000 + 512");
+	for (int i = 0; i < 4; i++) {
+		all &= rx_take(&r, part, &glen, &head) && head == heads[3 + i] && glen == want[i];
 		if (i < 3) {
 			memcpy(got + total, part, glen);
 			total += glen;
 		}
 	}
-	ok(all, "merge ahead: 1000 + 1000 + 512 for the first, the next buffer for the second");
+	ok(all, "merge ahead: the second as the first, then one buffer for the third");
 	memcpy(&got_h, got, HDR);
 	is_n(got_h.num_buffers, 3, "merge ahead: num_buffers 3");
 	ok(total == len && !memcmp(got + HDR, frame + HDR, len - HDR), "merge ahead: frame intact");

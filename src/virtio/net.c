@@ -590,7 +590,6 @@ static s64 rx_take_ahead(struct net_dev *n, u32 *k, u64 room)
 	u64 added = 0;
 	int r;
 
-	n->rx_nahead = 0;
 	while (room + added < MIN(n->rx_want, NET_BOUNCE) && n->rx_nahead < NET_RX_AHEAD) {
 		r = vq_pop(vq, c);
 		if (r <= 0)

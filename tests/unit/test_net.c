@@ -578,15 +578,33 @@ static void test_rx_backpressure(void)
 	rig_down(&r);
 }
 
+/*
+ * Take a frame spread over n used buffers, which must name heads[i] with
+ * lengths lens[i], in order; its bytes are gathered into out.  Returns
+ * the frame's length, 0 if any entry was not the one expected.
+ */
+static u32 rx_take_frame(struct rig *r, const u16 *heads, const u32 *lens, int n, u8 *out)
+{
+	u32 glen, total = 0;
+	u16 head;
+
+	for (int i = 0; i < n; i++) {
+		if (!rx_take(r, out + total, &glen, &head) || head != heads[i] || glen != lens[i])
+			return 0;
+		total += glen;
+	}
+	return total;
+}
+
 /* MRG_RXBUF: a frame over three buffers, published together. */
 static void test_rx_merge(void)
 {
 	struct virtio_net_hdr_v1 h = { .flags = 0 }, got_h;
-	static u8 frame[HDR + 4000], got[HDR + 4000], part[1024];
+	static u8 frame[HDR + 4000], got[HDR + 4000];
+	static const u32 lens[3] = { 1000, 1000, 512 };
 	struct rig r;
-	u32 len, glen, total = 0;
-	u16 heads[3], head;
-	bool all = true;
+	u32 len, total;
+	u16 heads[3];
 
 	if (!ok(rig_socket(&r, ALL, true), "merge: socket rig"))
 		return;
@@ -599,13 +617,8 @@ static void test_rx_merge(void)
 	heads[2] = rx_post(&r, 1000);
 	is_n(virtio_net_rx_sync(r.dev), 1, "merge: delivered when more buffers came");
 	is_n(vqd_used_pending(r.rx), 3, "merge: three used entries, all published at once");
-	for (int i = 0; i < 3; i++) {
-		all &= rx_take(&r, part, &glen, &head) && head == heads[i] &&
-		       glen == (i < 2 ? 1000u : 512u);
-		memcpy(got + total, part, glen);
-		total += glen;
-	}
-	ok(all, "merge: buffers in order, 1000 + 1000 + 512");
+	total = rx_take_frame(&r, heads, lens, 3, got);
+	ok(total, "merge: buffers in order, 1000 + 1000 + 512");
 	memcpy(&got_h, got, HDR);
 	is_n(got_h.num_buffers, 3, "merge: num_buffers 3");
 	ok(total == len && !memcmp(got + HDR, frame + HDR, len - HDR), "merge: frame intact");
@@ -620,12 +633,12 @@ static void test_rx_merge(void)
 static void test_rx_merge_ahead(void)
 {
 	struct virtio_net_hdr_v1 h = { .flags = 0 }, got_h;
-	static u8 frame[HDR + 4000], got[HDR + 4000], part[1024];
-	static const u32 want[4] = { 1000, 1000, 512, HDR + 60 };
+	static u8 frame[HDR + 4000], got[HDR + 4000], part[HDR + 4000];
+	static const u32 lens[3] = { 1000, 1000, 512 }, small = HDR + 60;
 	struct rig r;
-	u32 len, glen, total = 0;
-	u16 heads[8], head;
-	bool all = true;
+	u32 len, total;
+	u16 heads[8];
+	bool all;
 
 	if (!ok(rig_socket(&r, ALL, true), "merge ahead: socket rig"))
 		return;
@@ -638,16 +651,10 @@ static void test_rx_merge_ahead(void)
 	   "merge ahead: then 60 more");
 	is_n(virtio_net_rx_sync(r.dev), 3, "merge ahead: three frames delivered");
 	is_n(vqd_used_pending(r.rx), 7, "merge ahead: seven buffers used, the eighth left posted");
-	for (int i = 0; i < 3; i++)
-		all &= rx_take(&r, part, &glen, &head) && head == heads[i] && glen == want[i];
-	ok(all, "merge ahead: the first frame, 1000 + 1000 + 512");
-	for (int i = 0; i < 4; i++) {
-		all &= rx_take(&r, part, &glen, &head) && head == heads[3 + i] && glen == want[i];
-		if (i < 3) {
-			memcpy(got + total, part, glen);
-			total += glen;
-		}
-	}
+	ok(rx_take_frame(&r, heads, lens, 3, part) == len,
+	   "merge ahead: the first frame, 1000 + 1000 + 512");
+	total = rx_take_frame(&r, heads + 3, lens, 3, got);
+	all = total == len && rx_take_frame(&r, heads + 6, &small, 1, part) == small;
 	ok(all, "merge ahead: the second as the first, then one buffer for the third");
 	memcpy(&got_h, got, HDR);
 	is_n(got_h.num_buffers, 3, "merge ahead: num_buffers 3");

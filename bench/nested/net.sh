@@ -27,8 +27,17 @@
 # Every address is 169.254.x.x on taps made here and gone at the end; the
 # nested machine has no other network.
 #
+# For studies of the noise: NET_PER_BOOT rounds per boot (default 1; the
+# rows take every round, NET_ROUNDS in all), and NET_SHOW=1 lists each
+# transfer (row, direction, round in its boot, bytes, seconds) after the
+# rows.  In one such study (3 boots x 4 rounds per row) host->guest times
+# stayed within ~15% of each other in a boot and across boots, while
+# guest->host ones ranged 2-3x within a single boot, for QEMU as for
+# lguest.
+#
 # Uses BZIMAGE, INITRD, LGUEST, QEMU_FW (set by bench/run; the defaults
-# find them in the tree), NET_MIB, NET_ROUNDS, BENCH_TIMEOUT.
+# find them in the tree), NET_MIB, NET_ROUNDS, NET_PER_BOOT, NET_SHOW,
+# BENCH_TIMEOUT.
 set -u
 cd "$(dirname "$0")/../.."
 . bench/nested-lib.sh
@@ -93,7 +102,7 @@ PY
 APPEND="console=ttyS0 quiet reboot=t panic=-1 tsc=reliable no_timer_check"
 APPEND="$APPEND i8042.noaux i8042.nomux i8042.nopnp 8250.nr_uarts=1 cryptomgr.notests"
 SIZE=$((NET_MIB * 1048576))
-ROUNDS=1	# per boot: boots take turns (see pair)
+ROUNDS=${NET_PER_BOOT:-1}	# per boot; boots take turns (see pair)
 declare -A mbps resets boots
 
 # run ROW CMD...: one boot: start the server for $ROUNDS rounds, run CMD
@@ -239,3 +248,8 @@ row "host->guest, vhost-net" lguest-vhost qemu-vhost down
 row "guest->host, userspace" lguest-user qemu-user up
 row "host->guest, userspace" lguest-user qemu-user down
 cat "$TMP/notes" 2>/dev/null
+if [ -n "${NET_SHOW:-}" ]; then
+	for f in "$TMP"/*.res; do
+		sed "s|^|# $(basename "$f" .res) |" "$f"
+	done
+fi

@@ -86,7 +86,12 @@ static struct kvm_cpuid2 *supported_cpuid(void)
  * depth 1 ~10% slower when nested, and polling, worth more, stays).  The
  * network pays too: in one nested session, TCP against QEMU went from
  * 0.91-1.05x with PV EOI to 0.74-0.92x without (the nested CPU lacks
- * next-RIP save, so KVM decodes each EOI write to skip it).
+ * next-RIP save, so KVM decodes each EOI write to skip it).  Tried again
+ * later with the device code grown since: the network rows' ratios rose
+ * again (two A/B passes: 1.26/1.18/1.60/1.17 and 1.42/1.03/1.01/1.28
+ * with it, 1.05/0.79/1.17/0.97 and 0.91/1.07/1.26/1.20 without), but the
+ * QD1 runs still stalled, more rarely (2 of 20, the same way: the reader
+ * in state R inside submit_bio_wait), so it stays hidden.
  *
  * Plus the TSC-deadline timer, when KVM can emulate it (QEMU adds it the
  * same way: KVM only lists it among its supported bits since Linux 6.14).

@@ -27,13 +27,13 @@
 # Every address is 169.254.x.x on taps made here and gone at the end; the
 # nested machine has no other network.
 #
-# For studies of the noise: NET_PER_BOOT rounds per boot (default 1; the
-# rows take every round, NET_ROUNDS in all), and NET_SHOW=1 lists each
-# transfer (row, direction, round in its boot, bytes, seconds) after the
-# rows.  In one such study (3 boots x 4 rounds per row) host->guest times
-# stayed within ~15% of each other in a boot and across boots, while
-# guest->host ones ranged 2-3x within a single boot, for QEMU as for
-# lguest.
+# For studies of the noise: NET_PER_BOOT rounds per boot (default 1; every
+# round counts, so the last boot can bring a row past NET_ROUNDS), and
+# NET_SHOW=1 lists each transfer (row, direction, round in its boot,
+# bytes, seconds) after the rows.  In one such study (3 boots x 4 rounds
+# per row) host->guest times stayed within ~15% of each other in a boot
+# and across boots, while guest->host ones ranged 2-3x within a single
+# boot, for QEMU as for lguest.
 #
 # Uses BZIMAGE, INITRD, LGUEST, QEMU_FW (set by bench/run; the defaults
 # find them in the tree), NET_MIB, NET_ROUNDS, NET_PER_BOOT, NET_SHOW,

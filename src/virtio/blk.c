@@ -294,8 +294,9 @@ static void req_put(struct blk_dev *b, struct blk_req *r)
 
 /*
  * Hand a finished request back to the driver: status byte, then the used
- * entry (vq_push orders the two).  Once reset began or the ring broke the
- * guest no longer expects answers, and the ring is not ours to write.
+ * entry, which blk_publish() makes visible.  Once reset began or the ring
+ * broke the guest no longer expects answers, and the ring is not ours to
+ * write.
  */
 static void blk_finish(struct blk_dev *b, struct blk_req *r)
 {
@@ -307,10 +308,23 @@ static void blk_finish(struct blk_dev *b, struct blk_req *r)
 			__atomic_store_n(r->status, r->st, __ATOMIC_RELAXED);
 			len = r->st == VIRTIO_BLK_S_OK ? r->used_len : 1;
 		}
-		vq_push(vq, r->head, len);
+		vq_fill(vq, r->head, len);
 		b->pushed++;
 	}
 	req_put(b, r);
+}
+
+/*
+ * Publish every used entry blk_finish() wrote (vq_flush orders them, and
+ * the status bytes, before the index).  Once per batch, not per request:
+ * the used index shares a cache line the driver reads as it polls, and a
+ * store per request pulls that line back and forth between two CPUs for
+ * each of a batch's answers.
+ */
+static void blk_publish(struct blk_dev *b)
+{
+	if (b->pushed)
+		vq_flush(&b->vdev.vqs[0]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -734,6 +748,7 @@ static void blk_reap(struct blk_dev *b)
 		io_uring_cqe_seen(&b->ring, cqe);
 		blk_complete(b, r, res);
 	}
+	blk_publish(b);
 }
 
 /*
@@ -816,6 +831,7 @@ static u64 blk_start(struct blk_dev *b, struct blk_req *r, bool sync)
 static void blk_signal(struct blk_dev *b)
 {
 	if (b->pushed) {
+		blk_publish(b);
 		b->pushed = 0;
 		virtio_signal(&b->vdev, 0);
 	}

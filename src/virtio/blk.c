@@ -190,6 +190,7 @@ struct blk_dev {
 	struct uring_file ring_file;	/* the file as the ring names it */
 	unsigned inflight;		/* requests io_uring still owns */
 	unsigned pushed;		/* used entries since the last signal */
+	unsigned unpublished;		/* used entries filled, index not yet moved */
 	bool stop_asked;		/* reset() wants the thread out of its spin */
 	u64 poll_ns;			/* the current polling window */
 	u64 gap_ns;			/* average time between requests */
@@ -310,6 +311,7 @@ static void blk_finish(struct blk_dev *b, struct blk_req *r)
 		}
 		vq_fill(vq, r->head, len);
 		b->pushed++;
+		b->unpublished++;
 	}
 	req_put(b, r);
 }
@@ -319,12 +321,16 @@ static void blk_finish(struct blk_dev *b, struct blk_req *r)
  * the status bytes, before the index).  Once per batch, not per request:
  * the used index shares a cache line the driver reads as it polls, and a
  * store per request pulls that line back and forth between two CPUs for
- * each of a batch's answers.
+ * each of a batch's answers.  And always before the next vq_pop: a pop
+ * that finds the ring corrupt ends all writes to it, and must not strand
+ * answers already given.
  */
 static void blk_publish(struct blk_dev *b)
 {
-	if (b->pushed)
+	if (b->unpublished) {
 		vq_flush(&b->vdev.vqs[0]);
+		b->unpublished = 0;
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -870,6 +876,7 @@ static int blk_serve(struct blk_dev *b, bool sync)
 	for (;;) {
 		vq_disable_kicks(vq);
 		while ((r = req_get(b))) {
+			blk_publish(b);
 			rc = vq_pop(vq, &b->chain);
 			if (rc <= 0) {
 				req_put(b, r);
@@ -1095,7 +1102,7 @@ static int blk_activate(struct virtio_dev *dev)
 	/* Assume holding pays until it shows it does not. */
 	b->hold_credit = BLK_HOLD_CREDIT;
 	b->hold_probe = 0;
-	b->inflight = b->pushed = 0;
+	b->inflight = b->pushed = b->unpublished = 0;
 	req_init(b);
 	err = virtio_thread_start(&b->thread, "blk", blk_thread, b);
 	if (err) {

@@ -121,16 +121,9 @@ void vq_reset(struct virtqueue *vq)
 	vq->stats = stats;
 }
 
-/*
- * The guest broke the ring's rules: say why, and never touch it again.
- * What the device finished before the break still goes out first (a
- * device publishes its used entries in batches, and vq_flush refuses a
- * broken ring), so the used index the driver finds is the device's own
- * count, whatever the guest's buffers let the device write over it.
- */
+/* The guest broke the ring's rules: say why, and never touch it again. */
 static int vq_corrupt(struct virtqueue *vq, const char *why, u16 head)
 {
-	vq_flush(vq);
 	vq->broken = true;
 	return fail("corrupt virtqueue: %s (chain head %u)", why, head);
 }

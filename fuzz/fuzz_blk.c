@@ -65,9 +65,6 @@ struct desc {
 	u16 flags, next;
 };
 
-#define D_WRITE		2
-#define D_INDIRECT	4
-
 /* Does [addr, addr+len) meet [start, start+size)?  (No wrap: len <= 4 GiB.) */
 static bool overlaps(u64 addr, u64 len, u64 start, u64 size)
 {
@@ -89,16 +86,16 @@ static bool used_ring_targeted(struct target *t)
 	for (int i = 0; i < QSIZE; i++) {
 		struct desc d = table[i];
 
-		if ((d.flags & D_WRITE) && overlaps(d.addr, d.len, used, used_size))
+		if ((d.flags & VQD_F_WRITE) && overlaps(d.addr, d.len, used, used_size))
 			return true;
-		if (!(d.flags & D_INDIRECT) || d.len % 16 || !d.len ||
+		if (!(d.flags & VQD_F_INDIRECT) || d.len % 16 || !d.len ||
 		    !guest_ptr(&t->d.gm, d.addr, d.len))
 			continue;
 		for (u32 j = 0; j < d.len / 16; j++) {
 			struct desc e;
 
 			memcpy(&e, vqd_ptr(&t->d, d.addr + 16 * j, 16), sizeof(e));
-			if ((e.flags & D_WRITE) && overlaps(e.addr, e.len, used, used_size))
+			if ((e.flags & VQD_F_WRITE) && overlaps(e.addr, e.len, used, used_size))
 				return true;
 		}
 	}

@@ -58,13 +58,6 @@ static void target_init(struct target *t, bool read_only)
 	t->offer = t->dev->features;
 }
 
-/* A descriptor as the guest lays it out. */
-struct desc {
-	u64 addr;
-	u32 len;
-	u16 flags, next;
-};
-
 /* Does [addr, addr+len) meet [start, start+size)?  (No wrap: len <= 4 GiB.) */
 static bool overlaps(u64 addr, u64 len, u64 start, u64 size)
 {
@@ -81,10 +74,10 @@ static bool used_ring_targeted(struct target *t)
 {
 	struct vqd_queue *q = &t->d.q[0];
 	u64 used = q->used_gpa, used_size = 6 + 8 * QSIZE;
-	const struct desc *table = vqd_ptr(&t->d, q->desc_gpa, 16 * QSIZE);
+	const struct vqd_desc *table = vqd_ptr(&t->d, q->desc_gpa, 16 * QSIZE);
 
 	for (int i = 0; i < QSIZE; i++) {
-		struct desc d = table[i];
+		struct vqd_desc d = table[i];
 
 		if ((d.flags & VQD_F_WRITE) && overlaps(d.addr, d.len, used, used_size))
 			return true;
@@ -92,7 +85,7 @@ static bool used_ring_targeted(struct target *t)
 		    !guest_ptr(&t->d.gm, d.addr, d.len))
 			continue;
 		for (u32 j = 0; j < d.len / 16; j++) {
-			struct desc e;
+			struct vqd_desc e;
 
 			memcpy(&e, vqd_ptr(&t->d, d.addr + 16 * j, 16), sizeof(e));
 			if ((e.flags & VQD_F_WRITE) && overlaps(e.addr, e.len, used, used_size))

@@ -18,14 +18,7 @@
 /* Where the rings start: gpa 0 stays unused, so 0 can mean "none". */
 #define VQD_RING_BASE	0x10000ULL
 
-/* The ring layouts (2.7), as the guest sees them. */
-struct vqd_desc {
-	u64 addr;
-	u32 len;
-	u16 flags;
-	u16 next;
-};
-
+/* The ring layouts (2.7), as the guest sees them (descriptors: vqdriver.h). */
 struct vqd_avail {
 	u16 flags;
 	u16 idx;

@@ -24,6 +24,14 @@
 #define VQD_F_WRITE	2
 #define VQD_F_INDIRECT	4
 
+/* A descriptor as the guest lays it out (2.7.5), for raw reads. */
+struct vqd_desc {
+	u64 addr;
+	u32 len;
+	u16 flags;
+	u16 next;
+};
+
 /* Accept every feature the device and transport offer. */
 #define VQD_ALL_FEATURES	(~0ULL)
 

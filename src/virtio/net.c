@@ -214,18 +214,39 @@ static void tx_count(struct net_dev *n, s64 res, u64 frame_len)
 }
 
 /*
- * Lay a checked frame out for the one write the tap wants.  The header
- * is always our checked copy (the guest may rewrite its own after we
- * looked).  A small frame is copied whole behind it: one plain buffer is
- * cheaper to hand the kernel than an iovec list, and the copy is a few
- * cache lines.  A bigger one goes as our header plus the guest's own
- * pieces.  false: more pieces than a slot holds.
+ * Lay a checked frame out for the one write the tap wants.
+ *
+ * When the guest's header is already the one we would send (as_is: no
+ * flag to clear, num_buffers 0, which is what Linux sends), the frame
+ * goes from where it lies, header and all: in one piece (Linux puts the
+ * header right in front of the linear data) that is a plain write with
+ * no copy of ours.  A guest that rewrites its header after we checked it
+ * gets no further than it would by writing to a tap itself: the tap
+ * takes its own copy of the header and checks it (as it does for every
+ * frame under vhost-net, which no check of ours sees); the write then
+ * fails and is counted as an error, or sends what the guest could have
+ * sent anyway.  Measured natively (bench/native-net.sh, 1514-byte frames
+ * in one buffer): 0.89-0.93x a raw tap write loop against 0.78-0.81x with
+ * the copy.
+ *
+ * Otherwise the header is our checked copy.  A small frame is copied
+ * whole behind it: one plain buffer is cheaper to hand the kernel than
+ * an iovec list, and the copy is a few cache lines.  A bigger one goes
+ * as our header plus the guest's own pieces.  false: more pieces than a
+ * slot holds.
  */
 static bool tx_layout(struct net_dev *n, const struct vq_chain *c,
-		      const struct virtio_net_hdr_v1 *h, u64 frame_len, struct tx_slot *s)
+		      const struct virtio_net_hdr_v1 *h, bool as_is, u64 frame_len,
+		      struct tx_slot *s)
 {
 	size_t skip = n->hdr_len;
 
+	if (as_is && (c->n_out == 1 || frame_len > NET_TX_COPY) &&
+	    c->n_out <= NET_TX_SLOT_IOV) {
+		memcpy(s->iov, c->iov, c->n_out * sizeof(s->iov[0]));
+		s->niov = c->n_out;
+		return true;
+	}
 	if (frame_len <= NET_TX_COPY) {
 		memcpy(s->buf, h, n->hdr_len);
 		iov_to_buf(c->iov, c->n_out, n->hdr_len, s->buf + n->hdr_len, frame_len);
@@ -372,6 +393,7 @@ static void tx_one(struct net_dev *n, const struct vq_chain *c)
 	struct iovec whole;
 	enum net_tx_verdict v;
 	u64 frame_len;
+	bool as_is;
 
 	/* Only the device-readable part is the frame; writable buffers
 	 * on a tx chain mean nothing and are left alone. */
@@ -388,9 +410,10 @@ static void tx_one(struct net_dev *n, const struct vq_chain *c)
 	}
 	/* 5.1.6.2.2: ignore flags we do not know; num_buffers means
 	 * nothing on tx. */
+	as_is = !(h.flags & ~VIRTIO_NET_HDR_F_NEEDS_CSUM) && !h.num_buffers;
 	h.flags &= VIRTIO_NET_HDR_F_NEEDS_CSUM;
 	h.num_buffers = 0;
-	if (tx_layout(n, c, &h, frame_len, s)) {
+	if (tx_layout(n, c, &h, as_is, frame_len, s)) {
 		if (n->uring_ok)
 			tx_queue(n, s, frame_len);
 		else

@@ -243,7 +243,10 @@ static bool tx_layout(struct net_dev *n, const struct vq_chain *c,
 
 	if (as_is && (c->n_out == 1 || frame_len > NET_TX_COPY) &&
 	    c->n_out <= NET_TX_SLOT_IOV) {
-		memcpy(s->iov, c->iov, c->n_out * sizeof(s->iov[0]));
+		/* A loop, not memcpy: one or two entries, where the
+		 * string copy the compiler picks costs more than the rest. */
+		for (u32 i = 0; i < c->n_out; i++)
+			s->iov[i] = c->iov[i];
 		s->niov = c->n_out;
 		return true;
 	}

@@ -102,7 +102,9 @@ struct vcon {
 	struct vq_chain rx_chain;
 
 	/* The device thread and what only it touches. */
-	bool running;
+	bool running;			/* between activate and reset */
+	bool sync_mode;			/* no thread: vcon_serve_sync() serves */
+	bool threaded;			/* this activation started the thread */
 	pthread_t thread;
 	int stop_fd;
 	struct vq_chain tx_chain;	/* scratch for transmit and control chains */
@@ -493,6 +495,10 @@ static int vcon_activate(struct virtio_dev *dev)
 	c->guest_open = false;
 	c->rx_live = true;
 	pthread_mutex_unlock(&c->rx_lock);
+	if (c->sync_mode) {
+		c->running = true;
+		return 0;
+	}
 	err = virtio_thread_start(&c->thread, "console", vcon_thread, c);
 	if (err) {
 		pthread_mutex_lock(&c->rx_lock);
@@ -501,7 +507,7 @@ static int vcon_activate(struct virtio_dev *dev)
 		close(c->stop_fd);
 		return fail("virtio-console: cannot start its thread: %s", strerror(err));
 	}
-	c->running = true;
+	c->running = c->threaded = true;
 	return 0;
 }
 
@@ -521,15 +527,35 @@ static void vcon_reset(struct virtio_dev *dev)
 	pthread_mutex_unlock(&c->rx_lock);
 	if (!c->running)
 		return;
-	if (write(c->stop_fd, &one, sizeof(one)) != sizeof(one)) {
-		fprintf(stderr, "lguest: virtio-console: cannot stop its thread: %s\n",
-			strerror(errno));
-		abort();
+	if (c->threaded) {
+		if (write(c->stop_fd, &one, sizeof(one)) != sizeof(one)) {
+			fprintf(stderr, "lguest: virtio-console: cannot stop its thread: %s\n",
+				strerror(errno));
+			abort();
+		}
+		pthread_join(c->thread, NULL);
 	}
-	pthread_join(c->thread, NULL);
 	close(c->stop_fd);
 	c->stop_fd = -1;
-	c->running = false;
+	c->running = c->threaded = false;
+}
+
+void vcon_sync_mode(struct virtio_dev *dev, bool on)
+{
+	to_vcon(dev)->sync_mode = on;
+}
+
+/* One pass of what the thread does for a kick on every queue. */
+int vcon_serve_sync(struct virtio_dev *dev)
+{
+	struct vcon *c = to_vcon(dev);
+
+	if (!c->running || c->threaded)
+		return -1;
+	if (c->multiport)
+		ctl_serve(c);
+	vcon_room(c);
+	return vcon_tx(c);
 }
 
 static const struct virtio_dev_ops vcon_ops = {

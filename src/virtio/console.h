@@ -64,4 +64,13 @@ void vcon_set_room_callback(struct vcon *c, void (*fn)(void *), void *arg);
  */
 void vcon_set_size(struct vcon *c, u16 cols, u16 rows);
 
+/*
+ * For tests and the fuzzer: with sync mode on, the next activation starts
+ * no thread, and vcon_serve_sync() serves on the caller's thread what the
+ * thread would for a kick on every queue (control messages and their
+ * replies, then output).  -1: not running in sync mode, or a reset
+ * interrupted a write.
+ */
+void vcon_sync_mode(struct virtio_dev *dev, bool on);
+int vcon_serve_sync(struct virtio_dev *dev);
 #endif

@@ -119,8 +119,6 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	static bool ready;
 	struct target *t;
 	struct vqd_queue *q;
-	size_t desc_len = 16 * QSIZE, avail_len = 6 + 2 * QSIZE, n;
-	u64 heap_len;
 	u16 avail;
 	bool targeted;
 
@@ -129,7 +127,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 		target_init(&ro, true);
 		ready = true;
 	}
-	if (size < 1 + desc_len + avail_len)
+	/* Both disks' queues have QSIZE entries: the same ring bytes. */
+	if (size < 1 + vqd_ring_bytes(&rw.d.q[0]))
 		return 0;
 	t = data[0] & 8 ? &ro : &rw;
 	q = &t->d.q[0];
@@ -143,17 +142,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 		t->dev->features |= t->offer & (1ULL << F_FLUSH);
 	if (vqd_setup_rings(&t->d) < 0)
 		abort();
-	data++;
-	memcpy(vqd_ptr(&t->d, q->desc_gpa, desc_len), data, desc_len);
-	data += desc_len;
-	memcpy(vqd_ptr(&t->d, q->avail_gpa, avail_len), data, avail_len);
-	data += avail_len;
-	size -= 1 + desc_len + avail_len;
-
-	heap_len = t->d.heap_end - t->d.heap_base;
-	n = MIN((u64)size, heap_len);
-	memcpy(vqd_ptr(&t->d, t->d.heap_base, heap_len), data, n);
-	memset(vqd_ptr(&t->d, t->d.heap_base + n, heap_len - n), 0, heap_len - n);
+	data = vqd_load_ring(q, data + 1);
+	vqd_load_heap(&t->d, data, size - 1 - vqd_ring_bytes(q));
 
 	avail = *(u16 *)vqd_ptr(&t->d, q->avail_gpa + 2, 2);
 	targeted = used_ring_targeted(t);

@@ -74,15 +74,6 @@ static u64 features_from(u8 b)
 	return offer & keep;
 }
 
-/* Copy a queue's descriptor table and avail ring out of the input. */
-static const u8 *load_ring(struct vqd_queue *q, const u8 *data)
-{
-	memcpy(vqd_ptr(&d, q->desc_gpa, 16 * QSIZE), data, 16 * QSIZE);
-	data += 16 * QSIZE;
-	memcpy(vqd_ptr(&d, q->avail_gpa, 6 + 2 * QSIZE), data, 6 + 2 * QSIZE);
-	return data + 6 + 2 * QSIZE;
-}
-
 /* No queue gives back more than it took. */
 static void check_counts(void)
 {
@@ -107,10 +98,8 @@ static void check_tx_used(void)
 
 int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 {
-	const size_t rings = NQ * (16 * QSIZE + 6 + 2 * QSIZE);
 	const u8 *end = data + size, *typed;
-	size_t ntyped, n;
-	u64 heap_len;
+	size_t ntyped;
 
 	if (!dev)
 		setup();
@@ -123,15 +112,11 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	ntyped = data[1];
 	typed = data + 2;
 	data = typed + ntyped;
-	if ((size_t)(end - data) < rings)
+	if ((size_t)(end - data) < NQ * vqd_ring_bytes(&d.q[0]))
 		return 0;
 	for (int i = 0; i < NQ; i++)
-		data = load_ring(&d.q[i], data);
-
-	heap_len = d.heap_end - d.heap_base;
-	n = MIN((u64)(end - data), heap_len);
-	memcpy(vqd_ptr(&d, d.heap_base, heap_len), data, n);
-	memset(vqd_ptr(&d, d.heap_base + n, heap_len - n), 0, heap_len - n);
+		data = vqd_load_ring(&d.q[i], data);
+	vqd_load_heap(&d, data, end - data);
 
 	if (vcon_serve_sync(dev) < 0)
 		abort();

@@ -119,15 +119,6 @@ static void check_used(struct vqd_queue *q, u16 avail)
 			abort();
 }
 
-/* Copy a queue's descriptor table and avail ring out of the input. */
-static const u8 *load_ring(struct vqd_queue *q, const u8 *data)
-{
-	memcpy(vqd_ptr(&d, q->desc_gpa, 16 * QSIZE), data, 16 * QSIZE);
-	data += 16 * QSIZE;
-	memcpy(vqd_ptr(&d, q->avail_gpa, 6 + 2 * QSIZE), data, 6 + 2 * QSIZE);
-	return data + 6 + 2 * QSIZE;
-}
-
 /* The wire's frames for this input; returns where the input continues. */
 static const u8 *send_frames(const u8 *data, const u8 *end, unsigned n)
 {
@@ -145,12 +136,9 @@ static const u8 *send_frames(const u8 *data, const u8 *end, unsigned n)
 
 int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 {
-	const size_t rings = 2 * (16 * QSIZE + 6 + 2 * QSIZE);
 	const u8 *end = data + size;
 	struct vqd_queue *tx, *rx;
-	u64 heap_len;
 	u16 tx_avail;
-	size_t n;
 
 	if (!dev)
 		setup();
@@ -163,17 +151,13 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	drain(card_end, false);
 	drain(wire, false);
 	data = send_frames(data + 2, end, data[1] & 3);
-	if ((size_t)(end - data) < rings)
-		return 0;
 	tx = &d.q[NET_TXQ];
 	rx = &d.q[NET_RXQ];
-	data = load_ring(tx, data);
-	data = load_ring(rx, data);
-
-	heap_len = d.heap_end - d.heap_base;
-	n = MIN((u64)(end - data), heap_len);
-	memcpy(vqd_ptr(&d, d.heap_base, heap_len), data, n);
-	memset(vqd_ptr(&d, d.heap_base + n, heap_len - n), 0, heap_len - n);
+	if ((size_t)(end - data) < vqd_ring_bytes(tx) + vqd_ring_bytes(rx))
+		return 0;
+	data = vqd_load_ring(tx, data);
+	data = vqd_load_ring(rx, data);
+	vqd_load_heap(&d, data, end - data);
 
 	tx_avail = *(u16 *)vqd_ptr(&d, tx->avail_gpa + 2, 2);
 	virtio_net_tx_sync(dev);

@@ -249,6 +249,28 @@ void *vqd_ptr(struct vqd *d, u64 gpa, u64 len)
 	return guest_ptr(&d->gm, gpa, len);
 }
 
+size_t vqd_ring_bytes(const struct vqd_queue *q)
+{
+	return 16 * (size_t)q->size + 6 + 2 * (size_t)q->size;
+}
+
+const u8 *vqd_load_ring(struct vqd_queue *q, const u8 *data)
+{
+	size_t desc_len = 16 * (size_t)q->size, avail_len = 6 + 2 * (size_t)q->size;
+
+	memcpy(vqd_ptr(q->d, q->desc_gpa, desc_len), data, desc_len);
+	memcpy(vqd_ptr(q->d, q->avail_gpa, avail_len), data + desc_len, avail_len);
+	return data + desc_len + avail_len;
+}
+
+void vqd_load_heap(struct vqd *d, const u8 *data, size_t len)
+{
+	u64 heap_len = d->heap_end - d->heap_base, n = MIN((u64)len, heap_len);
+
+	memcpy(vqd_ptr(d, d->heap_base, heap_len), data, n);
+	memset(vqd_ptr(d, d->heap_base + n, heap_len - n), 0, heap_len - n);
+}
+
 /* Write one descriptor anywhere: the ring's table or an indirect one. */
 void vqd_desc_set(struct vqd *d, u64 table_gpa, unsigned i, u64 addr, u32 len,
 		  u16 flags, u16 next)

@@ -108,6 +108,17 @@ void vqd_heap_reset(struct vqd *d);
 /* Host view of guest memory (NULL outside RAM). */
 void *vqd_ptr(struct vqd *d, u64 gpa, u64 len);
 
+/*
+ * For fuzzers, which write the guest's side raw: a queue's descriptor
+ * table then its avail ring (flags, idx, ring, used_event) take
+ * vqd_ring_bytes(q) bytes of input; vqd_load_ring() copies them from
+ * data and returns where the input goes on.  vqd_load_heap() fills the
+ * buffer heap with up to len bytes of data and zeroes the rest.
+ */
+size_t vqd_ring_bytes(const struct vqd_queue *q);
+const u8 *vqd_load_ring(struct vqd_queue *q, const u8 *data);
+void vqd_load_heap(struct vqd *d, const u8 *data, size_t len);
+
 /* Build a chain: begin, [indirect,] add buffers in order, end -> head. */
 void vqd_chain_begin(struct vqd_queue *q);
 void vqd_chain_indirect(struct vqd_queue *q, unsigned max);

@@ -135,9 +135,10 @@ int elf_parse(struct elf_image *e, const char *name, const u8 *data, u64 size)
 }
 
 /*
- * Copy the segments so that e->base lands at load.  The caller has checked
- * [load, load + span) is RAM; guest_ptr() checks again because this is the
- * only place that turns ELF numbers into host pointers.
+ * Copy the segments so that e->base lands at load, into RAM that is still
+ * zero there (copy_skipping_zeros).  The caller has checked [load, load +
+ * span) is RAM; guest_ptr() checks again because this is the only place
+ * that turns ELF numbers into host pointers.
  */
 int elf_load(struct guest_mem *gm, const struct elf_image *e, u64 load)
 {
@@ -154,7 +155,7 @@ int elf_load(struct guest_mem *gm, const struct elf_image *e, u64 load)
 		dst = guest_ptr(gm, load + (ph.p_paddr - e->base), ph.p_memsz);
 		if (!dst)
 			return -1;
-		memcpy(dst, e->data + ph.p_offset, ph.p_filesz);
+		copy_skipping_zeros(dst, e->data + ph.p_offset, ph.p_filesz);
 		zero_fill(dst + ph.p_filesz, ph.p_memsz - ph.p_filesz);
 	}
 	return 0;

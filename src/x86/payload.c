@@ -140,8 +140,19 @@ int payload_decompress(const u8 *p, u64 size, struct blob *out)
 /*
  * Load the decompressed vmlinux and relocate it.  Every check happens
  * before the first byte is written, so a failure leaves guest memory as it
- * was and the plain path can take over cleanly.
+ * was (zero: elf_load() relies on it) and the plain path can take over
+ * cleanly; the two writing steps cannot fail after those checks, and
+ * should they ever, they wipe what they wrote.
  */
+/* Back to zero where the kernel was being written (a failed install). */
+static void wipe_kernel(struct guest_mem *gm, const struct kernel *k)
+{
+	u8 *p = guest_ptr(gm, k->load, k->end - k->load);
+
+	if (p)
+		zero_fill(p, k->end - k->load);
+}
+
 static int install(struct guest_mem *gm, const struct boot_setup *s,
 		   const struct blob *raw, struct kernel *k)
 {
@@ -162,13 +173,17 @@ static int install(struct guest_mem *gm, const struct boot_setup *s,
 		return -1;
 	if (relocatable && !(s->cmdline && cmdline_has_word(s->cmdline, "nokaslr")))
 		delta = kaslr_choose_delta(e.base, e.end - e.base);
-	if (elf_load(gm, &e, k->load) < 0)
+	if (elf_load(gm, &e, k->load) < 0) {
+		wipe_kernel(gm, k);
 		return fail("%s: vmlinux does not fit in guest memory", name);
+	}
 	rest = guest_ptr(gm, k->load + (e.end - e.base), k->end - k->load - (e.end - e.base));
 	if (rest)
 		zero_fill(rest, k->end - k->load - (e.end - e.base));
-	if (delta && relocs_apply(gm, &r, e.base, k->load, delta) < 0)
+	if (delta && relocs_apply(gm, &r, e.base, k->load, delta) < 0) {
+		wipe_kernel(gm, k);
 		return fail("%s: relocation outside guest memory", name);
+	}
 	k->entry = k->load + (e.entry - e.base);
 	k->kaslr_delta = delta;
 	return 0;

@@ -287,6 +287,7 @@ int mptable_write(struct guest_mem *gm, int ncpus,
 
 /* Set [p, p+len) to zero, writing only pages that aren't already. */
 void zero_fill(u8 *p, u64 len);
+void copy_skipping_zeros(u8 *dst, const u8 *src, u64 len);
 
 /* Monotonic milliseconds, for --verbose timings. */
 static inline double now_ms(void)

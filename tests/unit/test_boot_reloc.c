@@ -211,6 +211,18 @@ static void test_helpers(void)
 	page[100] = 1;
 	zero_fill(page, sizeof(page));
 	ok(page[100] == 0 && !memcmp(page, page + 4096, 4096), "zero_fill clears what isn't zero");
+
+	/* A segment of data, a page of zeros, then data that ends mid-page. */
+	static u8 src[3 * 4096 + 100], dst[3 * 4096 + 100];
+
+	memset(src, 0xa5, 4096);
+	memset(src + 2 * 4096, 0x5a, 4096 + 100);
+	copy_skipping_zeros(dst, src, sizeof(src));
+	ok(!memcmp(dst, src, sizeof(src)), "copy_skipping_zeros: exact into zeroed memory");
+	dst[4096 + 7] = 1;
+	copy_skipping_zeros(dst, src, sizeof(src));
+	ok(dst[4096 + 7] == 1 && dst[2 * 4096] == 0x5a,
+	   "copy_skipping_zeros: a page of zeros is not written, the others are");
 }
 
 int main(void)

@@ -25,6 +25,8 @@ struct vm_state {
 	struct vcpu vcpus[VM_MAX_CPUS];
 	int run_size;
 
+	_Atomic u64 first_run_ns;	/* when vCPU 0 first entered KVM_RUN */
+
 	int stop_fd;
 	pthread_mutex_t stop_lock;
 	bool stopping;

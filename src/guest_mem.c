@@ -118,6 +118,24 @@ u64 guest_ram_left(const struct guest_mem *gm, u64 gpa)
 	return 0;
 }
 
+int guest_zero(const struct guest_mem *gm, u64 gpa, u64 len)
+{
+	u8 *p = guest_ptr(gm, gpa, len);
+	u8 *first, *last;
+
+	if (!p)
+		return -1;
+	first = (u8 *)ALIGN_UP((uintptr_t)p, 4096);
+	last = (u8 *)ALIGN_DOWN((uintptr_t)(p + len), 4096);
+	if (first >= last || madvise(first, last - first, MADV_DONTNEED) < 0) {
+		memset(p, 0, len);
+		return 0;
+	}
+	memset(p, 0, first - p);
+	memset(last, 0, p + len - last);
+	return 0;
+}
+
 int guest_write(const struct guest_mem *gm, u64 gpa, const void *src, u64 len)
 {
 	void *p = guest_ptr(gm, gpa, len);

@@ -41,6 +41,16 @@ void *guest_ptr(const struct guest_mem *gm, u64 gpa, u64 len);
 /* Bytes of RAM from gpa to the end of its region (0 if gpa isn't RAM). */
 u64 guest_ram_left(const struct guest_mem *gm, u64 gpa);
 
+/*
+ * Make [gpa, gpa+len) read as zero without committing memory to it: whole
+ * pages go back to the host (zero again on the next touch), the partial
+ * pages at either end are cleared.  -1 if the range isn't RAM.  Reading a
+ * fresh page to see whether it is zero would not do: it maps the shared
+ * zero page there, and the guest's first write then copies it 4 KiB at a
+ * time where a huge page would have come whole.
+ */
+int guest_zero(const struct guest_mem *gm, u64 gpa, u64 len);
+
 /* Copy in or out through guest_ptr(); -1 if the range isn't RAM. */
 int guest_write(const struct guest_mem *gm, u64 gpa, const void *src, u64 len);
 int guest_read(const struct guest_mem *gm, u64 gpa, void *dst, u64 len);

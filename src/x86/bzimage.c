@@ -155,8 +155,9 @@ int bzimage_load_plain(struct guest_mem *gm, const struct bzimage *bz, struct ke
 		return kernel_fits(gm, k->path, k->end);
 	memcpy(dst, bz->pm, bz->pm_size);
 	/* init_size promises the decompressor room that holds nothing but
-	 * zeros; fresh guest RAM is, and zero_fill() writes only what isn't. */
-	zero_fill(dst + bz->pm_size, k->end - k->load - bz->pm_size);
+	 * zeros: fresh guest RAM does, and so does RAM that a failed
+	 * decompressed install wiped; make sure without touching a page. */
+	guest_zero(gm, k->load + bz->pm_size, k->end - k->load - bz->pm_size);
 	k->hdr.loadflags &= ~KASLR_FLAG;
 	k->entry = k->load + BZ_ENTRY_64;
 	k->kaslr_delta = 0;

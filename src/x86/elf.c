@@ -136,7 +136,8 @@ int elf_parse(struct elf_image *e, const char *name, const u8 *data, u64 size)
 
 /*
  * Copy the segments so that e->base lands at load, into RAM that is still
- * zero there (copy_skipping_zeros).  The caller has checked [load, load +
+ * zero there: fresh, as guest RAM is until the kernel is loaded, or wiped
+ * with guest_zero().  The caller has checked [load, load +
  * span) is RAM; guest_ptr() checks again because this is the only place
  * that turns ELF numbers into host pointers.
  */
@@ -155,8 +156,8 @@ int elf_load(struct guest_mem *gm, const struct elf_image *e, u64 load)
 		dst = guest_ptr(gm, load + (ph.p_paddr - e->base), ph.p_memsz);
 		if (!dst)
 			return -1;
+		/* Past p_filesz, the segment's memory is zero already. */
 		copy_skipping_zeros(dst, e->data + ph.p_offset, ph.p_filesz);
-		zero_fill(dst + ph.p_filesz, ph.p_memsz - ph.p_filesz);
 	}
 	return 0;
 }

@@ -72,32 +72,14 @@ void blob_free(struct blob *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/*
- * The kernel expects its bss (and the rest of init_size) to be zero.  Guest
- * RAM is fresh anonymous memory, so it already is; writing zeros anyway
- * would commit tens of MiB the guest may never touch.  Reading is free (the
- * shared zero page answers), so only pages that hold something are written.
- */
 static const u8 zero_page[4096];
-
-void zero_fill(u8 *p, u64 len)
-{
-	while (len) {
-		u64 n = MIN(len, sizeof(zero_page));
-
-		if (memcmp(p, zero_page, n))
-			memset(p, 0, n);
-		p += n;
-		len -= n;
-	}
-}
 
 /*
  * Copy a kernel's file bytes into guest RAM that is still zero (fresh, or
- * wiped after a failed attempt).  A vmlinux carries its .bss, .brk and
- * scratch space as zeros in the file (27 of the 57 MiB Debian's kernel
- * loads); copying those pages would buy nothing but the copy and the
- * commit of every page, so they are skipped.
+ * wiped by guest_zero() after a failed attempt).  A vmlinux carries its
+ * .bss, .brk and scratch space as zeros in the file (27 of the 57 MiB
+ * Debian's kernel loads); copying those pages would buy nothing but the
+ * copy and the commit of every page, so they are skipped, untouched.
  */
 void copy_skipping_zeros(u8 *dst, const u8 *src, u64 len)
 {

@@ -147,10 +147,7 @@ int payload_decompress(const u8 *p, u64 size, struct blob *out)
 /* Back to zero where the kernel was being written (a failed install). */
 static void wipe_kernel(struct guest_mem *gm, const struct kernel *k)
 {
-	u8 *p = guest_ptr(gm, k->load, k->end - k->load);
-
-	if (p)
-		zero_fill(p, k->end - k->load);
+	guest_zero(gm, k->load, k->end - k->load);
 }
 
 static int install(struct guest_mem *gm, const struct boot_setup *s,
@@ -161,7 +158,6 @@ static int install(struct guest_mem *gm, const struct boot_setup *s,
 	struct reloc_table r = { 0 };
 	bool relocatable = k->hdr.relocatable_kernel;
 	s64 delta = 0;
-	u8 *rest;
 
 	if (elf_parse(&e, name, raw->data, raw->size) < 0)
 		return -1;
@@ -177,9 +173,6 @@ static int install(struct guest_mem *gm, const struct boot_setup *s,
 		wipe_kernel(gm, k);
 		return fail("%s: vmlinux does not fit in guest memory", name);
 	}
-	rest = guest_ptr(gm, k->load + (e.end - e.base), k->end - k->load - (e.end - e.base));
-	if (rest)
-		zero_fill(rest, k->end - k->load - (e.end - e.base));
 	if (delta && relocs_apply(gm, &r, e.base, k->load, delta) < 0) {
 		wipe_kernel(gm, k);
 		return fail("%s: relocation outside guest memory", name);

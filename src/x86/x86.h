@@ -285,8 +285,7 @@ int gdt_write(struct guest_mem *gm, u64 *base, u16 *limit);
 int mptable_write(struct guest_mem *gm, int ncpus,
 		  const struct boot_pci_irq *pci_irqs, int n_pci_irqs);
 
-/* Set [p, p+len) to zero, writing only pages that aren't already. */
-void zero_fill(u8 *p, u64 len);
+/* Copy len bytes into RAM that is zero, skipping the source's zero pages. */
 void copy_skipping_zeros(u8 *dst, const u8 *src, u64 len);
 
 /* Monotonic milliseconds, for --verbose timings. */

@@ -208,9 +208,23 @@ static void test_helpers(void)
 	free(pa);
 	free(pb);
 
-	page[100] = 1;
-	zero_fill(page, sizeof(page));
-	ok(page[100] == 0 && !memcmp(page, page + 4096, 4096), "zero_fill clears what isn't zero");
+	/* guest_zero over 4 pages' worth from byte 100: partial pages at
+	 * both ends, whole ones between; the bytes around it are kept. */
+	struct guest_mem ram_gm;
+	bool all_zero = true;
+	u8 *ram;
+
+	if (guest_mem_init(&ram_gm, MiB(4)) == 0) {
+		ram = guest_ptr(&ram_gm, 0, 6 * 4096);
+		memset(ram, 0x77, 6 * 4096);
+		ok(guest_zero(&ram_gm, 100, 4 * 4096) == 0, "guest_zero in RAM");
+		for (unsigned i = 100; i < 100 + 4 * 4096; i++)
+			all_zero &= ram[i] == 0;
+		ok(all_zero && ram[99] == 0x77 && ram[100 + 4 * 4096] == 0x77,
+		   "guest_zero: exactly the range reads as zero");
+		ok(guest_zero(&ram_gm, MiB(4) - 4096, 8192) < 0, "guest_zero: a range past RAM is refused");
+		guest_mem_free(&ram_gm);
+	}
 
 	/* A segment of data, a page of zeros, then data that ends mid-page. */
 	static u8 src[3 * 4096 + 100], dst[3 * 4096 + 100];

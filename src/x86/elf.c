@@ -137,9 +137,9 @@ int elf_parse(struct elf_image *e, const char *name, const u8 *data, u64 size)
 /*
  * Copy the segments so that e->base lands at load, into RAM that is still
  * zero there: fresh, as guest RAM is until the kernel is loaded, or wiped
- * with guest_zero().  The caller has checked [load, load +
- * span) is RAM; guest_ptr() checks again because this is the only place
- * that turns ELF numbers into host pointers.
+ * with guest_zero().  The caller has checked [load, load + span) is RAM;
+ * guest_ptr() checks again because this is the only place that turns ELF
+ * numbers into host pointers.
  */
 int elf_load(struct guest_mem *gm, const struct elf_image *e, u64 load)
 {

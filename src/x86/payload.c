@@ -137,6 +137,12 @@ int payload_decompress(const u8 *p, u64 size, struct blob *out)
 	return ret;
 }
 
+/* Back to zero where the kernel was being written (a failed install). */
+static void wipe_kernel(struct guest_mem *gm, const struct kernel *k)
+{
+	guest_zero(gm, k->load, k->end - k->load);
+}
+
 /*
  * Load the decompressed vmlinux and relocate it.  Every check happens
  * before the first byte is written, so a failure leaves guest memory as it
@@ -144,12 +150,6 @@ int payload_decompress(const u8 *p, u64 size, struct blob *out)
  * cleanly; the two writing steps cannot fail after those checks, and
  * should they ever, they wipe what they wrote.
  */
-/* Back to zero where the kernel was being written (a failed install). */
-static void wipe_kernel(struct guest_mem *gm, const struct kernel *k)
-{
-	guest_zero(gm, k->load, k->end - k->load);
-}
-
 static int install(struct guest_mem *gm, const struct boot_setup *s,
 		   const struct blob *raw, struct kernel *k)
 {

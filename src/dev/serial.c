@@ -57,6 +57,7 @@
 
 struct serial {
 	pthread_mutex_t lock;
+	u16 base;
 	u32 gsi;
 	int out_fd;
 	u8 ier, lcr, mcr, scr, fcr, dll, dlm;
@@ -241,6 +242,7 @@ struct serial *serial_create(u16 base, u32 gsi, int out_fd)
 		return NULL;
 	}
 	pthread_mutex_init(&s->lock, NULL);
+	s->base = base;
 	s->gsi = gsi;
 	s->out_fd = out_fd;
 	s->mcr = MCR_OUT2;
@@ -249,6 +251,13 @@ struct serial *serial_create(u16 base, u32 gsi, int out_fd)
 		return NULL;
 	}
 	return s;
+}
+
+void serial_free(struct serial *s)
+{
+	bus_unregister(BUS_PIO, s->base, s);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
 }
 
 size_t serial_input(struct serial *s, const u8 *buf, size_t len)

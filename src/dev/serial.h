@@ -13,6 +13,8 @@ struct serial;
  * Input arrives via serial_input() from whoever reads the host side.
  */
 struct serial *serial_create(u16 base, u32 gsi, int out_fd);
+/* Take it off the bus and free it (tests: the launcher's lives as long). */
+void serial_free(struct serial *s);
 /* Queue host input for the guest; returns bytes taken (may be < len when
  * the buffer is full: the caller stops reading until serial_room()). */
 size_t serial_input(struct serial *s, const u8 *buf, size_t len);

@@ -61,6 +61,17 @@ static bool bcd_ok(u8 v)
 	return (v & 0x0f) <= 9 && (v >> 4) <= 9;
 }
 
+/* Seconds, minutes, hours, weekday, day, month, year, century (the odd
+ * registers below 6 are alarms: plain storage). */
+static bool rtc_is_time(u8 index)
+{
+	switch (index) {
+	case 0x00: case 0x02: case 0x04: case 0x06: case 0x07: case 0x08: case 0x09: case 0x32:
+		return true;
+	}
+	return false;
+}
+
 /* What a byte read from port means, whatever came before. */
 static void check_read(u16 port, u8 v)
 {
@@ -79,7 +90,7 @@ static void check_read(u16 port, u8 v)
 	case 0x71:
 		if (rtc_index == 0x0d)
 			check(v == 0x80, "RTC register D says the battery is dead");
-		if (rtc_index <= 0x09 && !(rtc_index & 1) && rtc_index != 0x06)
+		if (rtc_is_time(rtc_index))
 			check(bcd_ok(v), "RTC time register is not BCD");
 		break;
 	}

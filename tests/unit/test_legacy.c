@@ -51,7 +51,7 @@ static void on_room(void *arg)
 	room_calls++;
 }
 
-static void test_uart_probe_and_output(struct serial *s, int out)
+static void test_uart_probe_and_output(int out)
 {
 	char buf[64];
 
@@ -70,12 +70,11 @@ static void test_uart_probe_and_output(struct serial *s, int out)
 	outb(COM1, 'h');
 	outb(COM1, 'i');
 	ok(drain(out, buf, sizeof(buf)) == 2 && !strcmp(buf, "hi"), "THR writes reach the host: '%s'", buf);
-	(void)s;
 }
 
 /* (is_int evaluates its arguments twice: registers with side effects are
  * read into a variable first.) */
-static void test_uart_interrupts(struct serial *s)
+static void test_uart_interrupts(void)
 {
 	u8 iir;
 
@@ -88,7 +87,6 @@ static void test_uart_interrupts(struct serial *s)
 	iir = inb(COM1 + 2) & 0x0f;
 	is_int(iir, 0x01, "then IIR says no interrupt");
 	outb(COM1 + 1, 0x00);
-	(void)s;
 }
 
 static void test_uart_input(struct serial *s)
@@ -124,7 +122,7 @@ static void test_uart_input(struct serial *s)
 	outb(COM1 + 1, 0x00);
 }
 
-static void test_uart_loopback(struct serial *s, int out)
+static void test_uart_loopback(int out)
 {
 	char buf[16];
 
@@ -140,7 +138,6 @@ static void test_uart_loopback(struct serial *s, int out)
 	msr = inb(COM1 + 6) & 0xf0;
 	is_int(msr, 0x40, "loopback: OUT1 shows as RI");
 	outb(COM1 + 4, 0x08);
-	(void)s;
 }
 
 static void test_uart_odd_accesses(void)
@@ -237,10 +234,10 @@ int main(void)
 	s = serial_create(COM1, GSI, pipefd[1]);
 	if (!ok(s && i8042_create(on_reset) == 0 && rtc_create() == 0, "devices on the port bus"))
 		return tap_done();
-	test_uart_probe_and_output(s, pipefd[0]);
-	test_uart_interrupts(s);
+	test_uart_probe_and_output(pipefd[0]);
+	test_uart_interrupts();
 	test_uart_input(s);
-	test_uart_loopback(s, pipefd[0]);
+	test_uart_loopback(pipefd[0]);
 	test_uart_odd_accesses();
 	test_i8042();
 	test_rtc();

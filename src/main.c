@@ -492,6 +492,9 @@ int main(int argc, char **argv)
 	verbose("guest RAM: %llu MiB at %p", (unsigned long long)o.mem_mib, gm.host);
 	/* Devices before the kernel: the MP table describes their interrupts. */
 	setup_pci_devices(&o, &gm);
+	/* The VM takes shape while the kernel loads; a bad kernel is still
+	 * the first thing we report. */
+	vm_create_begin(&gm, o.ncpus);
 
 	bs = (struct boot_setup){
 		.kernel_path = o.kernel,
@@ -512,7 +515,7 @@ int main(int argc, char **argv)
 	verbose("kernel loaded as %s, entry %#llx", be.how, (unsigned long long)be.rip);
 	verbose("command line: %s", o.cmdline);
 
-	if (vm_create(&gm, o.ncpus))
+	if (vm_create_end())
 		die_input("%s", last_error());
 	if (host_kvm_is_software())
 		warn_user("this host's KVM has no hardware virtualization (no vmx/svm; "

@@ -50,9 +50,12 @@ void verbose(const char *fmt, ...)
 	if (!verbose_on)
 		return;
 	va_start(ap, fmt);
+	/* One line at a time: threads trace too. */
+	flockfile(stderr);
 	fprintf(stderr, "lguest: [%8.3f] ", elapsed());
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 	va_end(ap);
 }
 
@@ -61,9 +64,11 @@ void warn_user(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
+	flockfile(stderr);
 	fputs("lguest: warning: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 	va_end(ap);
 }
 

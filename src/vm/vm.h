@@ -1,7 +1,7 @@
 /*
  * vm.h: the virtual machine and its vCPUs: the only code that calls KVM.
  *
- * main() creates the VM around guest RAM, lets the boot loader fill that
+ * main() creates the VM around guest RAM while the boot loader fills that
  * RAM, points the vCPUs at the kernel's entry, and calls vm_run_vcpus().  Each
  * vCPU is a thread looping on KVM_RUN, turning port and MMIO exits into
  * bus_access() calls.  Anyone may ask the VM to stop (the guest rebooting,
@@ -20,6 +20,13 @@ struct vm;
 /* Open /dev/kvm, check the API and capabilities, create the VM with its
  * interrupt controllers, PIT and memory.  -1 with last_error() set. */
 int vm_create(struct guest_mem *gm, int ncpus);
+/*
+ * The same, on a thread of its own while the caller loads the kernel:
+ * vm_create_begin() starts it, vm_create_end() waits for it and returns
+ * what vm_create() did (its error in last_error()).
+ */
+void vm_create_begin(struct guest_mem *gm, int ncpus);
+int vm_create_end(void);
 /* Create the vCPUs, boot CPU starting at be. */
 int vm_setup_vcpus(const struct boot_entry *be);
 /*

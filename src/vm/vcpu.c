@@ -271,7 +271,7 @@ static int vcpu_set_lapic(struct vcpu *v)
 	return 0;
 }
 
-static int vcpu_create(struct vcpu *v, int id, const struct boot_entry *be)
+static int vcpu_create(struct vcpu *v, int id)
 {
 	v->id = id;
 	v->fd = ioctl(vm.vm_fd, KVM_CREATE_VCPU, id);
@@ -282,22 +282,30 @@ static int vcpu_create(struct vcpu *v, int id, const struct boot_entry *be)
 		return fail("mmap of vCPU %d state: %s", id, strerror(errno));
 	if (vcpu_set_cpuid(v) || vcpu_set_msrs(v) || vcpu_set_lapic(v))
 		return -1;
-	/* Application processors wait for INIT/SIPI from the boot CPU; only
-	 * the boot CPU starts at the kernel's entry point. */
-	if (id == 0 && (vcpu_set_sregs(v, be) || vcpu_set_regs(v, be)))
-		return -1;
 	return 0;
 }
 
-int vm_setup_vcpus(const struct boot_entry *be)
+/* Part of vm_create(): every vCPU, none of them pointed anywhere yet. */
+int vcpus_create(void)
 {
 	vm.run_size = ioctl(vm.kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm.run_size <= 0)
 		return fail("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
 	for (int i = 0; i < vm.ncpus; i++)
-		if (vcpu_create(&vm.vcpus[i], i, be))
+		if (vcpu_create(&vm.vcpus[i], i))
 			return -1;
 	return 0;
+}
+
+/*
+ * Only the boot CPU starts at the kernel's entry point; the application
+ * processors wait for the INIT and SIPI it sends them.
+ */
+int vm_setup_vcpus(const struct boot_entry *be)
+{
+	struct vcpu *boot = &vm.vcpus[0];
+
+	return vcpu_set_sregs(boot, be) || vcpu_set_regs(boot, be) ? -1 : 0;
 }
 
 /* For KVM internal errors: the state a developer needs to see. */

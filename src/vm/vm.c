@@ -155,7 +155,7 @@ int vm_create(struct guest_mem *gm, int ncpus)
 	vm.vm_fd = ioctl(vm.kvm_fd, KVM_CREATE_VM, 0);
 	if (vm.vm_fd < 0)
 		return fail("KVM_CREATE_VM: %s", strerror(errno));
-	if (vm_add_memory(gm) || vm_add_irqchip())
+	if (vm_add_memory(gm) || vm_add_irqchip() || vcpus_create())
 		return -1;
 	verbose("VM created: %llu MiB RAM (%llu MiB low, %llu MiB above 4 GiB), %d vCPU(s)",
 		(unsigned long long)(gm->size >> 20),

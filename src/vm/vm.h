@@ -18,7 +18,7 @@
 struct vm;
 
 /* Open /dev/kvm, check the API and capabilities, create the VM with its
- * interrupt controllers, PIT and memory.  -1 with last_error() set. */
+ * interrupt controllers, PIT, memory and vCPUs.  -1 with last_error() set. */
 int vm_create(struct guest_mem *gm, int ncpus);
 /*
  * The same, on a thread of its own while the caller loads the kernel:
@@ -27,7 +27,7 @@ int vm_create(struct guest_mem *gm, int ncpus);
  */
 void vm_create_begin(struct guest_mem *gm, int ncpus);
 int vm_create_end(void);
-/* Create the vCPUs, boot CPU starting at be. */
+/* Point the boot CPU at the kernel's entry, be. */
 int vm_setup_vcpus(const struct boot_entry *be);
 /*
  * Start the vCPUs and call serve(stop_fd) on this thread; serve returns

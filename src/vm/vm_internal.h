@@ -36,5 +36,7 @@ struct vm_state {
 extern struct vm_state vm;
 
 int irq_routing_init(void);
+/* vcpu.c: create vm.ncpus vCPUs (vm_create's last step). */
+int vcpus_create(void);
 
 #endif

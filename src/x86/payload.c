@@ -101,9 +101,11 @@ static int unzstd(const u8 *in, u64 in_size, struct blob *out)
 /*
  * Decompress into a fresh anonymous mapping of exactly the advertised size:
  * one allocation, no reallocs, and a stream that wants to write past the
- * end is corrupt by definition.
+ * end is corrupt by definition.  A size over max (what could ever be
+ * loaded) is refused before we write a byte: a corrupt or hostile file
+ * would otherwise have us inflate up to 4 GiB for nothing.
  */
-int payload_decompress(const u8 *p, u64 size, struct blob *out)
+int payload_decompress(const u8 *p, u64 size, u64 max, struct blob *out)
 {
 	const char *fmt = payload_format(p, size);
 	u32 expect;
@@ -116,6 +118,9 @@ int payload_decompress(const u8 *p, u64 size, struct blob *out)
 	memcpy(&expect, p + size - 4, sizeof(expect));
 	if (expect < sizeof(struct setup_header))
 		return fail("payload claims to decompress to %u bytes", expect);
+	if (expect > max)
+		return fail("payload claims to decompress to %u MiB, more than guest RAM holds",
+			    expect >> 20);
 	buf = mmap(NULL, expect, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (buf == MAP_FAILED)
 		return fail("no memory to decompress %u bytes", expect);
@@ -218,7 +223,7 @@ static int decompress_and_install(struct guest_mem *gm, const struct boot_setup 
 	double t0 = now_ms();
 	int ret;
 
-	if (payload_decompress(bz->payload, bz->payload_size, &raw) < 0)
+	if (payload_decompress(bz->payload, bz->payload_size, gm->size, &raw) < 0)
 		return -1;
 	verbose("kernel: %s payload decompressed to %llu MiB in %.1f ms",
 		payload_format(bz->payload, bz->payload_size),

@@ -41,7 +41,7 @@ static void test_payload(const char *path)
 	ok(bz.payload && !strcmp(payload_format(bz.payload, bz.payload_size), "xz"),
 	   "payload is xz");
 	t0 = now_ms();
-	if (!ok(bz.payload && payload_decompress(bz.payload, bz.payload_size, &raw) == 0,
+	if (!ok(bz.payload && payload_decompress(bz.payload, bz.payload_size, GiB(4), &raw) == 0,
 		"payload decompresses")) {
 		blob_free(&file);
 		return;

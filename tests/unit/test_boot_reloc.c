@@ -194,11 +194,15 @@ static void test_helpers(void)
 	   !strcmp(payload_format(xz, 3), "unknown"), "payload formats by magic");
 	memset(junk, 0, sizeof(junk));
 	memcpy(junk, xz, sizeof(xz));
-	ok(payload_decompress(junk, sizeof(junk), &out) < 0 && !out.data,
+	ok(payload_decompress(junk, sizeof(junk), GiB(4), &out) < 0 && !out.data,
 	   "a payload claiming 0 bytes is refused: %s", last_error());
 	junk[60] = 0x00, junk[61] = 0x10;	/* claims 4 KiB */
-	ok(payload_decompress(junk, sizeof(junk), &out) < 0 && strstr(last_error(), "xz"),
+	ok(payload_decompress(junk, sizeof(junk), GiB(4), &out) < 0 && strstr(last_error(), "xz"),
 	   "a broken xz stream is refused: %s", last_error());
+	junk[63] = 0x10;			/* claims 256 MiB + 4 KiB */
+	ok(payload_decompress(junk, sizeof(junk), MiB(256), &out) < 0 && !out.data &&
+	   strstr(last_error(), "more than guest RAM"),
+	   "a payload claiming more than guest RAM is refused unread: %s", last_error());
 
 	pa = cache_path("/c", &a);
 	pb = cache_path("/c", &b);

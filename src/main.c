@@ -4,8 +4,9 @@
  * lguest is a launcher: it makes a PC out of KVM parts, puts a Linux
  * kernel in its memory, and then mostly gets out of the way.  This file
  * reads the command line (the seed's, verbatim), and then does the whole
- * job in order: map guest memory, load the kernel, create the VM and its
- * devices, run, and clean up.  Each step lives in a folder of its own:
+ * job in order: map guest memory, create the devices, load the kernel
+ * (while a thread creates the VM and its vCPUs), run, and clean up.  Each
+ * step lives in a folder of its own:
  *
  *   vm/      the only code that talks to KVM: the VM, vCPUs, interrupts
  *   x86/     the boot protocol: kernel formats, boot_params, page tables

@@ -110,6 +110,10 @@ out=$($LG --version 2>&1); s=$?
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
 	expect 2 '/dev/kvm does not exist' "no /dev/kvm" -- \
 		unshare -m sh -c "mount -t tmpfs none /dev && exec $LG 64 $T/tiny.elf"
+	# The VM is made while the kernel loads; the kernel's error still
+	# comes first, and alone.
+	expect 2 "$T/nonexistent.*No such file" "no /dev/kvm and no kernel: the kernel is named" -- \
+		unshare -m sh -c "mount -t tmpfs none /dev && exec $LG 64 $T/nonexistent"
 	chmod 755 "$T"; chmod 644 "$T/tiny.elf"
 	if [ -c /dev/kvm ] && [ "$(stat -c %a /dev/kvm)" = 600 ]; then
 		expect 2 'no permission to open /dev/kvm' "no permission on /dev/kvm" -- \
@@ -121,7 +125,7 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
 	expect 2 "$T/secret.elf.*Permission denied" "unreadable kernel" -- \
 		setpriv --reuid=nobody --regid=nogroup --clear-groups $LG 64 "$T/secret.elf"
 else
-	for i in 1 2 3; do n=$((n + 1)); echo "ok $n # SKIP needs root"; done
+	for i in 1 2 3 4; do n=$((n + 1)); echo "ok $n # SKIP needs root"; done
 fi
 
 # The tiny guest on the real KVM path: output, input and the reset exit.

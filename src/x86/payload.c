@@ -101,11 +101,12 @@ static int unzstd(const u8 *in, u64 in_size, struct blob *out)
 /*
  * Decompress into a fresh anonymous mapping of exactly the advertised size:
  * one allocation, no reallocs, and a stream that wants to write past the
- * end is corrupt by definition.  A size over max (what could ever be
- * loaded) is refused before we write a byte: a corrupt or hostile file
- * would otherwise have us inflate up to 4 GiB for nothing.
+ * end is corrupt by definition.  A size over ram_size (guest RAM: no
+ * kernel bigger than that could ever be loaded) is refused before we write
+ * a byte: a corrupt or hostile file would otherwise have us inflate up to
+ * 4 GiB for nothing.
  */
-int payload_decompress(const u8 *p, u64 size, u64 max, struct blob *out)
+int payload_decompress(const u8 *p, u64 size, u64 ram_size, struct blob *out)
 {
 	const char *fmt = payload_format(p, size);
 	u32 expect;
@@ -118,7 +119,7 @@ int payload_decompress(const u8 *p, u64 size, u64 max, struct blob *out)
 	memcpy(&expect, p + size - 4, sizeof(expect));
 	if (expect < sizeof(struct setup_header))
 		return fail("payload claims to decompress to %u bytes", expect);
-	if (expect > max)
+	if (expect > ram_size)
 		return fail("payload claims to decompress to %u MiB, more than guest RAM holds",
 			    expect >> 20);
 	buf = mmap(NULL, expect, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

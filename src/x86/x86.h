@@ -226,7 +226,7 @@ int kernel_fits(const struct guest_mem *gm, const char *name, u64 end);
 
 /* payload.c: the host-decompression path, 0 if it loaded the kernel */
 const char *payload_format(const u8 *p, u64 size);
-int payload_decompress(const u8 *p, u64 size, u64 max, struct blob *out);
+int payload_decompress(const u8 *p, u64 size, u64 ram_size, struct blob *out);
 int payload_load(struct guest_mem *gm, const struct boot_setup *s,
 		 const struct blob *file, const struct bzimage *bz, struct kernel *k);
 

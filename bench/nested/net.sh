@@ -22,7 +22,12 @@
 # to the end of the fixed byte count (guest to host), and from accept() to
 # the guest closing after it has read every byte (host to guest).  Rows:
 # the median of the rounds in MB/s (10^6 bytes per second), then
-# lguest / QEMU against the target (>= 1.20).
+# lguest / QEMU against the target (>= 1.20).  It also counts the host
+# CPU time each kind of thread used during each transfer (cpu_note): in
+# this nested machine the guest's vCPU thread is busy ~90% of a transfer
+# under either launcher, and the same kernel code (TCP, tap, vhost) does
+# the rest, so those lines show where a difference between the two comes
+# from, or that it is the machine's noise.
 #
 # Every address is 169.254.x.x on taps made here and gone at the end; the
 # nested machine has no other network.
@@ -60,9 +65,12 @@ trap cleanup EXIT
 
 cat >"$TMP/server.py" <<'PY'
 # The host half: ROUNDS x (port 5001 receives SIZE bytes, port 5002 sends
-# SIZE bytes), each timed; one "up|down ROUND BYTES SECONDS" line per transfer.
-import socket, sys, time
+# SIZE bytes), each timed; one "up|down ROUND BYTES SECONDS" line per
+# transfer, then a "cpu up|down ROUND ..." line: the host CPU seconds each
+# kind of thread used meanwhile (see cpu_split()).
+import os, socket, sys, time
 out, size, rounds, tmo = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+KINDS = ("vcpu", "launcher", "vhost", "sender", "rest")
 
 def listen(port):
     s = socket.socket()
@@ -72,6 +80,37 @@ def listen(port):
     s.settimeout(tmo)
     return s
 
+def kind(pid, comm, main):
+    if pid == os.getpid():
+        return "sender"
+    if comm.startswith("vhost-"):
+        return "vhost"
+    if main in ("lguest", "qemu-system-x86"):
+        # lguest names its vCPU threads lg-vcpuN, QEMU (debug-threads) "CPU N/KVM".
+        return "vcpu" if "vcpu" in comm or comm.endswith("/KVM") else "launcher"
+    return "rest"
+
+def cpu_split():
+    """Clock ticks used so far by each kind of thread, and the machine's busy/all ticks."""
+    used = dict.fromkeys(KINDS, 0)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            main = open("/proc/%s/comm" % pid).read().strip()
+            for tid in os.listdir("/proc/%s/task" % pid):
+                st = open("/proc/%s/task/%s/stat" % (pid, tid)).read()
+                comm, rest = st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2:].split()
+                used[kind(int(pid), comm, main)] += int(rest[11]) + int(rest[12])
+        except (OSError, ValueError):
+            pass        # a thread that ended meanwhile
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return used, sum(f) - f[3] - f[4], sum(f)
+
+def cpu_line(d, r, a, b):
+    hz = os.sysconf("SC_CLK_TCK")
+    return "cpu %s %d %s busy=%.2f all=%.2f\n" % (d, r, " ".join(
+        "%s=%.2f" % (k, (b[0][k] - a[0][k]) / hz) for k in KINDS),
+        (b[1] - a[1]) / hz, (b[2] - a[2]) / hz)
+
 up, down = listen(5001), listen(5002)
 open(out + ".ready", "w").close()
 buf = bytearray(1 << 20)
@@ -80,22 +119,24 @@ with open(out, "w", buffering=1) as f:
     for r in range(1, rounds + 1):
         c, _ = up.accept()
         c.settimeout(tmo)
-        t, n = time.monotonic(), 0
+        a, t, n = cpu_split(), time.monotonic(), 0
         while True:
             k = c.recv_into(buf)
             if not k:
                 break
             n += k
         f.write("up %d %d %.6f\n" % (r, n, time.monotonic() - t))
+        f.write(cpu_line("up", r, a, cpu_split()))
         c.close()
         c, _ = down.accept()
         c.settimeout(tmo)
-        t = time.monotonic()
+        a, t = cpu_split(), time.monotonic()
         c.sendall(data)
         c.shutdown(socket.SHUT_WR)
         while c.recv_into(buf):     # until the guest has read it all and closed
             pass
         f.write("down %d %d %.6f\n" % (r, size, time.monotonic() - t))
+        f.write(cpu_line("down", r, a, cpu_split()))
         c.close()
 PY
 
@@ -127,11 +168,18 @@ run() {
 	wait "$SERVER" 2>/dev/null
 	SERVER=
 	# A download counts once the guest, too, says it got every byte.
-	awk -v n="$SIZE" '$1 == "up" && $3 == n' "$TMP/res" >>"$TMP/$row.res" 2>/dev/null
-	tr -d '\r' <"$TMP/log" | awk -v n="$SIZE" '$1 == "LGTEST" && $3 == "down" && $5 == n { print $4 }' |
-		while read -r r; do
-			awk -v r="$r" -v n="$SIZE" '$1 == "down" && $2 == r && $3 == n' "$TMP/res" 2>/dev/null
-		done >>"$TMP/$row.res"
+	{
+		awk -v n="$SIZE" '$1 == "up" && $3 == n' "$TMP/res"
+		tr -d '\r' <"$TMP/log" |
+			awk -v n="$SIZE" '$1 == "LGTEST" && $3 == "down" && $5 == n { print $4 }' |
+			while read -r r; do
+				awk -v r="$r" -v n="$SIZE" '$1 == "down" && $2 == r && $3 == n' "$TMP/res"
+			done
+	} 2>/dev/null >"$TMP/ok"
+	cat "$TMP/ok" >>"$TMP/$row.res"
+	# The host CPU those transfers used.
+	awk 'NR == FNR { ok[$1 " " $2] = 1; next } $1 == "cpu" && ok[$2 " " $3]' \
+		"$TMP/ok" "$TMP/res" >>"$TMP/$row.cpu" 2>/dev/null
 	if [ $st != 0 ] || ! grep -q "LGTEST netbench done" "$TMP/log"; then
 		echo "# $row: boot ${boots[$row]} ended early (exit $st); the end of its output:"
 		run_log_tail "$TMP/log"
@@ -166,6 +214,22 @@ boot_row() {
 	"${@:2}"
 }
 
+# cpu_note ROW DIR: a note line with the medians, over ROW's DIR
+# transfers, of the host CPU seconds each kind of thread used during one:
+# the launcher's vCPU thread, its other threads, the vhost-net worker, the
+# sender/receiver on the host (the server), everything else (kworkers,
+# softirq threads), and the machine's busy and total CPU time (2 CPUs).
+cpu_note() {
+	local k med line=
+	for k in vcpu launcher vhost sender rest busy all; do
+		med=$(awk -v d="$2" -v k="$k" '$1 == "cpu" && $2 == d {
+			for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' \
+			"$TMP/$1.cpu" 2>/dev/null | median %.2f)
+		[ -n "$med" ] && line="$line $k=$med"
+	done
+	[ -z "$line" ] || echo "# $1 $2: host CPU s per transfer (medians):$line"
+}
+
 # pair LROW LSUB LOPTS QROW QSUB QVHOST: boot_row lguest (lguest_run LROW
 # LSUB LOPTS) and QEMU (qemu_run QROW QSUB QVHOST) in turn until neither
 # wants more; then each row's median MB/s per direction in mbps[ROW,up]
@@ -174,6 +238,8 @@ pair() {
 	local row dir med turn=0
 	: >"$TMP/$1.res"
 	: >"$TMP/$4.res"
+	: >"$TMP/$1.cpu"
+	: >"$TMP/$4.cpu"
 	while wants "$1" || wants "$4"; do
 		if ((turn++ % 2)); then
 			boot_row "$4" qemu_run "$4" "$5" "$6"
@@ -185,6 +251,8 @@ pair() {
 	done
 	for row in "$1" "$4"; do
 		cat "$TMP/$row.stats" >>"$TMP/notes" 2>/dev/null
+		cpu_note "$row" up >>"$TMP/notes"
+		cpu_note "$row" down >>"$TMP/notes"
 		[ -z "${resets[$row]:-}" ] ||
 			echo "# $row: ${resets[$row]} of ${boots[$row]} boots ended early; the rows use the transfers that completed" >>"$TMP/notes"
 		for dir in up down; do
@@ -210,7 +278,7 @@ qemu_run() {
 		return
 	fi
 	run "$row" qemu-system-x86_64 -M microvm,pcie=on -enable-kvm -cpu host -m 256 -smp 1 \
-		-nodefaults -no-user-config -nographic -serial stdio -L "$QEMU_FW" \
+		-name lgbench,debug-threads=on -nodefaults -no-user-config -nographic -serial stdio -L "$QEMU_FW" \
 		-kernel "$BZIMAGE" -initrd "$INITRD" -no-reboot \
 		-append "$APPEND $(guest_args "$sub")" \
 		-netdev tap,id=n0,ifname=$QTAP,script=no,downscript=no,vhost=$vhost \

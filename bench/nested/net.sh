@@ -289,7 +289,9 @@ boot_row() {
 # transfers, of the host CPU seconds each kind of thread used during one:
 # the launcher's vCPU thread, its other threads, the vhost-net worker, the
 # sender/receiver on the host (the server), everything else (kworkers,
-# softirq threads), and the machine's busy and total CPU time (2 CPUs).
+# softirq threads), and the machine's busy and total CPU time (2 CPUs);
+# then one with the medians of the guest's exits per transfer (exits_on),
+# when they were counted.  Both come from ROW.cpu (run).
 cpu_note() {
 	local line
 	line=$(medians "$1" cpu "$2" %.2f vcpu launcher vhost sender rest busy all)

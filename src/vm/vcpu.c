@@ -99,8 +99,10 @@ static struct kvm_cpuid2 *supported_cpuid(void)
  * of 8), and QEMU's guest, with PV EOI and an iothread polling up to
  * 1 ms, ran 16 of 16 clean.  A fourth (40 s runs, the device code of
  * December 2026): 1 stall in 12 runs with PV EOI, 0 in 12 with PV EOI
- * and no PIT; the stalled reader again in state R at submit_bio_wait, no
- * request in flight, the CPU's nr_uninterruptible still counting it.
+ * and no PIT, 0 in 28 more with PV EOI and the guest tracing its
+ * scheduler and interrupts (1 in 52 with PV EOI in all); the stalled
+ * reader again in state R at submit_bio_wait, no request in flight, the
+ * CPU's nr_uninterruptible still counting it.
  * What hiding it costs shows in `make bench`'s network notes, which count
  * the guest's exits: sending 128 MiB nested, ~9300 exits under lguest
  * against ~5500 under QEMU, 3150 against 550 of them EOI writes.

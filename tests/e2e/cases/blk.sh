@@ -28,8 +28,8 @@ blk_setup() {
 
 # blk_fail MSG: say what went wrong (with the guest's log) and fail.
 blk_fail() {
+	[ -f "$BLK_DIR/log" ] && sed 's/^/blk: | /' "$BLK_DIR/log" | tail -n 35 >&2
 	echo "blk: $*" >&2
-	[ -f "$BLK_DIR/log" ] && sed 's/^/blk: | /' "$BLK_DIR/log" | tail -n 40 >&2
 	return 1
 }
 

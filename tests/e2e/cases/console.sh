@@ -18,10 +18,10 @@ con_setup() {
 }
 
 con_fail() {
-	echo "console: $*" >&2
 	[ -f "$CON_DIR/err" ] && tail -n 10 "$CON_DIR/err" | sed 's/^/console: stderr | /' >&2
 	[ -f "$CON_DIR/log" ] && tr -d '\r' <"$CON_DIR/log" | grep -v '^LGTEST hvc line ' |
-		tail -n 30 | sed 's/^/console: | /' >&2
+		tail -n 25 | sed 's/^/console: | /' >&2
+	echo "console: $*" >&2
 	return 1
 }
 

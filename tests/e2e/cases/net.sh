@@ -32,12 +32,15 @@ net_setup() {
 }
 
 net_fail() {
-	echo "net: $*" >&2
 	for f in "$NET_DIR"/*.log "$NET_DIR"/*.err; do
 		[ -s "$f" ] || continue
 		echo "net: --- ${f##*/}" >&2
-		tr -d '\r' <"$f" | tail -n 30 | sed 's/^/net: | /' >&2
+		# Its test's reports, then its last words (kept short: the case's
+		# end, 40 lines, is all that is shown of it).
+		{ tr -d '\r' <"$f" | grep '^LGTEST' | tail -n 4; tr -d '\r' <"$f" | tail -n 4; } |
+			sed 's/^/net: | /' >&2
 	done
+	echo "net: $*" >&2
 	net_cleanup
 	return 1
 }

@@ -17,8 +17,8 @@ rng_setup() {
 }
 
 rng_fail() {
+	[ -f "$RNG_DIR/log" ] && tr -d '\r' <"$RNG_DIR/log" | tail -n 35 | sed 's/^/rng: | /' >&2
 	echo "rng: $*" >&2
-	[ -f "$RNG_DIR/log" ] && tr -d '\r' <"$RNG_DIR/log" | tail -n 40 | sed 's/^/rng: | /' >&2
 	return 1
 }
 

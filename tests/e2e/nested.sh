@@ -17,7 +17,10 @@
 #     a temporary dir under tests/e2e/work/ unless the caller sets it, and
 #     then kept), for files CMD wants to hand back;
 #   - has these modules loaded: kvm + kvm-amd, tun, tap, bridge, vhost_net,
-#     virtio, 9p.  For others: modprobe -d tests/e2e/work/kernel NAME.
+#     virtio, 9p.  For others: modprobe -d tests/e2e/work/kernel NAME;
+#   - holds one idle VM of its own (tests/e2e/kvm-hold.py: it keeps the
+#     guests CMD starts from patching the outer kernel's text, which can
+#     hang TCG).
 # CMD's stdout and stderr stream out through two virtio-serial ports; the
 # outer kernel's console goes to $NESTED_OUT/console.log (shown on failure).
 # CMD's environment: our PATH and HOME, TERM=dumb, NESTED_OUT, NESTED=1, and the
@@ -146,6 +149,10 @@ KSYMS=$KDIR/kallsyms
 {
 	echo "# CMD, run by the nested machine's /init inside the host root."
 	printf 'cd %q || exit 125\n' "$CWD"
+	# An idle VM held for the whole run (kvm-hold.py says why), ready
+	# (its vCPU made) before CMD's first guest: up to 10 s.
+	printf 'python3 %q 2>/dev/null &\n' "$E2E/kvm-hold.py"
+	echo 'for i in $(seq 100); do ls -l /proc/$!/fd 2>/dev/null | grep -q kvm-vcpu && break; sleep 0.1; done'
 	printf 'exec env -i PATH=%q HOME=%q TERM=dumb NESTED=1 NESTED_OUT=%q' \
 		"$PATH" "${HOME:-/root}" "$NESTED_OUT"
 	for v in ${NESTED_ENV:-}; do

@@ -40,3 +40,14 @@ status_why() {
 	137) echo " (killed: it had not stopped 10 s after SIGTERM)" ;;
 	esac
 }
+
+# fail_report TAG LOG MSG...: a failed case's report, on stderr: the end of
+# the guest's log LOG (if any), then "TAG: MSG" last, since run-cases.sh
+# shows only a failed case's last 40 lines.  Returns 1.
+fail_report() {
+	local tag=$1 log=$2
+	shift 2
+	[ -f "$log" ] && tr -d '\r' <"$log" | tail -n 35 | sed "s/^/$tag: | /" >&2
+	echo "$tag: $*" >&2
+	return 1
+}

@@ -21,9 +21,7 @@ acpi_setup() {
 
 # acpi_fail MSG: say what went wrong (with the end of the guest's log).
 acpi_fail() {
-	[ -f "$ACPI_DIR/log" ] && tr -d '\r' <"$ACPI_DIR/log" | tail -n 35 | sed 's/^/acpi: | /' >&2
-	echo "acpi: $*" >&2
-	return 1
+	fail_report acpi "$ACPI_DIR/log" "$@"
 }
 
 # acpi_has TEXT: the guest's log has a line containing TEXT.

@@ -28,9 +28,7 @@ blk_setup() {
 
 # blk_fail MSG: say what went wrong (with the guest's log) and fail.
 blk_fail() {
-	[ -f "$BLK_DIR/log" ] && sed 's/^/blk: | /' "$BLK_DIR/log" | tail -n 35 >&2
-	echo "blk: $*" >&2
-	return 1
+	fail_report blk "$BLK_DIR/log" "$@"
 }
 
 # blk_val NAME: the value the guest printed as "LGTEST blk NAME VALUE".

@@ -17,9 +17,7 @@ rng_setup() {
 }
 
 rng_fail() {
-	[ -f "$RNG_DIR/log" ] && tr -d '\r' <"$RNG_DIR/log" | tail -n 35 | sed 's/^/rng: | /' >&2
-	echo "rng: $*" >&2
-	return 1
+	fail_report rng "$RNG_DIR/log" "$@"
 }
 
 # rng_val NAME: the value the guest printed as "LGTEST hwrng NAME VALUE".

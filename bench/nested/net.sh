@@ -31,7 +31,7 @@
 # transfer (exits_on), which is where the two differ: in one nested
 # measurement lguest's guest made ~9300 exits sending 128 MiB, QEMU's
 # ~5500, 3150 against 550 of them EOI writes (QEMU offers PV EOI, which
-# lguest hides: src/vm/vcpu.c).
+# lguest hides: doc/pv-eoi.md).
 #
 # Every address is 169.254.x.x on taps made here and gone at the end; the
 # nested machine has no other network.

@@ -70,49 +70,14 @@ static struct kvm_cpuid2 *supported_cpuid(void)
  *
  * Less one paravirtual feature: PV EOI (the guest acknowledges an
  * interrupt by clearing a bit in its memory instead of writing its APIC).
- * With it, Debian's 6.1 guest under lguest lost a task in the nested test
- * machine: a thread woken by its disk read's completion was marked
- * runnable but never queued (state R, off the run queue, the CPU's
- * nr_uninterruptible still counting it), and waited forever.  Runs of
- * 30 s of 4 KiB reads at queue depth 1 stalled in 3 of 5 (2 of 6 with
- * async page faults hidden instead, 4 of 6 with steal time hidden), in
- * none of 18 with PV EOI hidden, and under QEMU (which offers it) in
- * none of 6.  With PV EOI offered it also took the disk's I/O thread
- * polling the ring with kicks off (BLK_POLL_MIN_NS): 2 of 6 without the
- * interrupt hold, none of 6 without polling, none of 6 serving with
- * preadv.  So a guest that seldom exits (no kicks, no EOI writes) meets
- * some bug of its own or KVM's, not understood; until it is, every EOI is
- * a write to the APIC (one more exit per interrupt: 4 KiB reads at queue
- * depth 1 ~10% slower when nested, and polling, worth more, stays).  The
- * network pays too: in one nested session, TCP against QEMU went from
- * 0.91-1.05x with PV EOI to 0.74-0.92x without (the nested CPU lacks
- * next-RIP save, so KVM decodes each EOI write to skip it).  Tried again
- * later with the device code grown since: the network rows' ratios rose
- * again (two A/B passes: 1.26/1.18/1.60/1.17 and 1.42/1.03/1.01/1.28
- * with it, 1.05/0.79/1.17/0.97 and 0.91/1.07/1.26/1.20 without), but the
- * QD1 runs still stalled, more rarely (2 of 20, the same way: the reader
- * in state R inside submit_bio_wait), so it stays hidden.  A third look
- * (3 stalls in 18 runs): at the stall the vCPU sat halted, its APIC's ISR
- * and IRR empty and the PV EOI word clear, so KVM owed the guest nothing:
- * the guest idled beside a runnable task.  Compacting host memory every
- * 0.5 s (pages moving under the guest) did not make it more frequent (1
- * of 8), and QEMU's guest, with PV EOI and an iothread polling up to
- * 1 ms, ran 16 of 16 clean.  A fourth (40 s runs, the device code of
- * December 2026): 1 stall in 12 runs with PV EOI, 0 in 12 with PV EOI
- * and no PIT, 0 in 28 more with PV EOI and the guest tracing its
- * scheduler and interrupts (1 in 52 with PV EOI in all); the stalled
- * reader again in state R at submit_bio_wait, no request in flight, the
- * CPU's nr_uninterruptible still counting it.  A fifth, alternating
- * with QEMU's guest run the same way: no stall in 11 runs of either.  At
- * about 1 in 60 runs the stall is too rare to set apart from QEMU's 0 in
- * 33, and too frequent to ship.  (The signature fits one path in the
- * scheduler: a wakeup of the current task, which only sets its state,
- * landing after __schedule() read that state and took the task off the
- * run queue, where interrupts are off: as if an interrupt were taken
- * with IF clear.  Unproven.)
- * What hiding it costs shows in `make bench`'s network notes, which count
- * the guest's exits: sending 128 MiB nested, ~9300 exits under lguest
- * against ~5500 under QEMU, 3150 against 550 of them EOI writes.
+ * With it, Debian's 6.1 guest under lguest in the nested test machine
+ * sometimes lost a task: a thread woken by its disk read's completion
+ * was marked runnable but never queued, and waited forever (once in two
+ * 30 s runs of 4 KiB reads at queue depth 1 at first, about once in a
+ * hundred since; QEMU's guest, offered PV EOI too, never in ~50).  The
+ * cause is not understood, so every EOI is a write to the APIC: one more
+ * exit per interrupt, which the nested network benchmark feels most.
+ * doc/pv-eoi.md keeps the record: every trial, and what hiding it costs.
  *
  * Plus the TSC-deadline timer, when KVM can emulate it (QEMU adds it the
  * same way: KVM only lists it among its supported bits since Linux 6.14).

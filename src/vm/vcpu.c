@@ -73,10 +73,11 @@ static struct kvm_cpuid2 *supported_cpuid(void)
  * With it, Debian's 6.1 guest under lguest in the nested test machine
  * sometimes lost a task: a thread woken by its disk read's completion
  * was marked runnable but never queued, and waited forever (once in two
- * 30 s runs of 4 KiB reads at queue depth 1 at first, about once in a
- * hundred since; QEMU's guest, offered PV EOI too, never in ~50).  The
- * cause is not understood, so every EOI is a write to the APIC: one more
- * exit per interrupt, which the nested network benchmark feels most.
+ * 30 s runs of 4 KiB reads at queue depth 1 at first, once or twice per
+ * hour of them since; QEMU's guest, offered PV EOI too, never in about
+ * an hour).  The cause is not understood, so every EOI is a write to the
+ * APIC: one more exit per interrupt, which the nested network benchmark
+ * feels most.
  * doc/pv-eoi.md keeps the record: every trial, and what hiding it costs.
  *
  * Plus the TSC-deadline timer, when KVM can emulate it (QEMU adds it the

@@ -31,7 +31,7 @@
 
 enum {
 	OP_CFG_READ, OP_CFG_WRITE,	/* slot's config space through 0xCF8/0xCFC */
-	OP_PIO_READ, OP_PIO_WRITE,	/* raw accesses to 0xCF8..0xCFF */
+	OP_PIO_READ, OP_PIO_WRITE,	/* 0xCF8..0xCFF, or the doorbell BAR */
 	OP_BAR0_READ, OP_BAR0_WRITE,	/* the virtio structures */
 	OP_BAR1_READ, OP_BAR1_WRITE,	/* MSI-X table and PBA */
 	OP_SIGNAL,			/* device: used buffers on a queue */
@@ -154,7 +154,12 @@ static void run(const u8 *rec)
 		break;
 	case OP_PIO_READ:
 	case OP_PIO_WRITE:
-		bus_io(BUS_PIO, 0xCF8 + off % 8, val, len, op == OP_PIO_WRITE);
+		/* The config ports, or the doorbell BAR wherever it is now. */
+		if (off & 0x8000)
+			bus_io(BUS_PIO, bar_base(pd, VIRTIO_PCI_NOTIFY_BAR) +
+			       off % (VIRTIO_PCI_NOTIFY_BAR_SIZE + 8), val, len, op == OP_PIO_WRITE);
+		else
+			bus_io(BUS_PIO, 0xCF8 + off % 8, val, len, op == OP_PIO_WRITE);
 		break;
 	case OP_BAR0_READ:
 	case OP_BAR0_WRITE:

@@ -423,6 +423,21 @@ int pci_bar_add(struct pci_dev *pd, int bar, u64 size,
 	return 0;
 }
 
+/* The same for port space: bit 0 set says "I/O", and is fixed. */
+int pci_io_bar_add(struct pci_dev *pd, int bar, u32 size,
+		   const struct bus_ops *ops, void *opaque)
+{
+	if (bar < 0 || bar >= PCI_NUM_BARS || pd->bar[bar].size)
+		return fail("pci: %s: BAR %d is taken or does not exist", pd->name, bar);
+	if (!is_pow2(size) || size < 4 || size > PCI_IO_SLOT_WINDOW)
+		return fail("pci: %s: I/O BAR %d size %#x is not a power of 2 in 4..%#x",
+			    pd->name, bar, size, PCI_IO_SLOT_WINDOW);
+	pd->bar[bar] = (struct pci_bar){ .size = size, .io = true, .ops = ops, .opaque = opaque };
+	cfg_put(pd, PCI_BASE_ADDRESS_0 + 4 * bar, PCI_BASE_ADDRESS_SPACE_IO, 4);
+	wmask_put(pd, PCI_BASE_ADDRESS_0 + 4 * bar, ~(size - 1) & ~0x3u, 4);
+	return 0;
+}
+
 /* Append to the list Linux walks from PCI_CAPABILITY_LIST. */
 int pci_cap_add(struct pci_dev *pd, const void *cap, u8 len)
 {
@@ -510,22 +525,34 @@ int pci_msix_init(struct pci_dev *pd, int bar, u16 nvec)
 
 /* ---- BARs ---------------------------------------------------------------- */
 
+/* Which bus a BAR lives on. */
+static enum bus_space bar_space(const struct pci_bar *b)
+{
+	return b->io ? BUS_PIO : BUS_MMIO;
+}
+
 /*
- * Where BAR i should decode now, if anywhere: memory decoding on, and an
- * address inside the hole.  A BAR over RAM would shadow guest memory for
- * our own MMIO exits, and one over the IOAPIC or LAPIC would steal their
- * accesses; such values are kept (the guest reads back what it wrote, as
- * on hardware) but not decoded.
+ * Where BAR i should decode now, if anywhere: its kind of decoding on,
+ * and an address inside the hole (memory) or above the legacy ports (I/O).
+ * A BAR over RAM would shadow guest memory for our own MMIO exits, one
+ * over the IOAPIC or LAPIC would steal their accesses, one over the
+ * config ports would cut the guest off its bus; such values are kept (the
+ * guest reads back what it wrote, as on hardware) but not decoded.
  */
 static bool bar_wanted(const struct pci_dev *pd, int i, u64 *addr)
 {
 	const struct pci_bar *b = &pd->bar[i];
-	u64 a = cfg_get(pd, PCI_BASE_ADDRESS_0 + 4 * i, 4) & ~0xfULL;
+	u64 a = cfg_get(pd, PCI_BASE_ADDRESS_0 + 4 * i, 4);
+	u16 cmd = cfg_get(pd, PCI_COMMAND, 2);
 
-	*addr = a;
-	if (!(cfg_get(pd, PCI_COMMAND, 2) & PCI_COMMAND_MEMORY))
-		return false;
-	return a >= PCI_HOLE_START && a + b->size <= PCI_MMIO_END;
+	if (b->io) {
+		*addr = a & ~0x3ULL;
+		return (cmd & PCI_COMMAND_IO) && *addr >= PCI_IO_START &&
+		       *addr + b->size <= PCI_IO_END;
+	}
+	*addr = a & ~0xfULL;
+	return (cmd & PCI_COMMAND_MEMORY) && *addr >= PCI_HOLE_START &&
+	       *addr + b->size <= PCI_MMIO_END;
 }
 
 /* Tell the device its BAR moved, so its ioeventfds can follow. */
@@ -546,21 +573,21 @@ static void bar_update(struct pci_dev *pd, int i)
 		return;
 	if (b->mapped) {
 		bar_notify(pd, i, false);
-		if (want && bus_move(BUS_MMIO, b->addr, b->opaque, addr) == 0) {
+		if (want && bus_move(bar_space(b), b->addr, b->opaque, addr) == 0) {
 			b->addr = addr;
 			bar_notify(pd, i, true);
 			return;
 		}
 		/* Switched off, or the new place is taken (bus_move left it
 		 * where it was): either way it stops decoding. */
-		bus_unregister(BUS_MMIO, b->addr, b->opaque);
+		bus_unregister(bar_space(b), b->addr, b->opaque);
 		b->mapped = false;
 		if (!want)
 			return;
 	}
 	if (!want)
 		return;
-	if (bus_register(BUS_MMIO, addr, b->size, b->ops, b->opaque, pd->name) < 0) {
+	if (bus_register(bar_space(b), addr, b->size, b->ops, b->opaque, pd->name) < 0) {
 		verbose("pci: %s BAR %d at %#llx overlaps another device; not decoding",
 			pd->name, i, (unsigned long long)addr);
 		return;
@@ -584,7 +611,7 @@ static void bars_unmap(struct pci_dev *pd)
 	for (int i = 0; i < PCI_NUM_BARS; i++) {
 		if (pd->bar[i].mapped) {
 			bar_notify(pd, i, false);
-			bus_unregister(BUS_MMIO, pd->bar[i].addr, pd->bar[i].opaque);
+			bus_unregister(bar_space(&pd->bar[i]), pd->bar[i].addr, pd->bar[i].opaque);
 			pd->bar[i].mapped = false;
 		}
 	}
@@ -793,26 +820,41 @@ int pci_init(void)
 }
 
 /*
- * Give each BAR an address in the slot's window, aligned to its size as
- * the sizing protocol requires, biggest first so none wastes space.
- * Bus lock held.
+ * Give each BAR of one kind an address in the slot's window for that
+ * kind, aligned to its size as the sizing protocol requires, biggest
+ * first so none wastes space.  Bus lock held.
  */
-static int bars_place(struct pci_dev *pd, u8 slot)
+static int bars_place_kind(struct pci_dev *pd, bool io, u64 base, u64 window)
 {
-	u64 base = PCI_BAR_BASE + slot * PCI_SLOT_WINDOW, next = base;
+	u64 next = base;
 
-	for (u64 size = PCI_SLOT_WINDOW; size >= 16; size >>= 1) {
+	for (u64 size = window; size >= 4; size >>= 1) {
 		for (int i = 0; i < PCI_NUM_BARS; i++) {
-			if (pd->bar[i].size != size)
+			if (pd->bar[i].size != size || pd->bar[i].io != io)
 				continue;
-			if (next + size > base + PCI_SLOT_WINDOW)
-				return fail("pci: %s: BARs exceed the %llu MiB slot window",
-					    pd->name, PCI_SLOT_WINDOW >> 20);
-			cfg_put(pd, PCI_BASE_ADDRESS_0 + 4 * i, next, 4);
+			if (next + size > base + window)
+				return fail("pci: %s: BARs exceed the slot's %#llx-byte %s window",
+					    pd->name, (unsigned long long)window, io ? "I/O" : "memory");
+			cfg_put(pd, PCI_BASE_ADDRESS_0 + 4 * i,
+				next | (io ? PCI_BASE_ADDRESS_SPACE_IO : 0), 4);
 			next += size;
 		}
 	}
 	return 0;
+}
+
+/* Both kinds, and which kinds of decoding the device then needs. */
+static int bars_place(struct pci_dev *pd, u8 slot, u16 *decode)
+{
+	*decode = 0;
+	for (int i = 0; i < PCI_NUM_BARS; i++)
+		if (pd->bar[i].size)
+			*decode |= pd->bar[i].io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY;
+	if (bars_place_kind(pd, false, PCI_BAR_BASE + slot * PCI_SLOT_WINDOW,
+			    PCI_SLOT_WINDOW) < 0)
+		return -1;
+	return bars_place_kind(pd, true, PCI_IO_BAR_BASE + slot * PCI_IO_SLOT_WINDOW,
+			       PCI_IO_SLOT_WINDOW);
 }
 
 /* Take the device off the bus, keeping what it owns.  Bus lock held. */
@@ -841,6 +883,7 @@ static u8 free_slot(void)
 int pci_add(struct pci_dev *pd)
 {
 	int ret = -1;
+	u16 decode;
 	u8 s;
 
 	pthread_mutex_lock(&pci.lock);
@@ -849,11 +892,11 @@ int pci_add(struct pci_dev *pd)
 		fail("pci: no free slot for %s (at most %d devices)", pd->name, PCI_MAX_SLOTS - 1);
 		goto out;
 	}
-	if (bars_place(pd, s) < 0)
+	if (bars_place(pd, s, &decode) < 0)
 		goto out;
 	pd->gsi = PCI_GSI_BASE + (s - 1) % PCI_GSI_COUNT;
 	cfg_put(pd, PCI_INTERRUPT_LINE, pd->gsi, 1);
-	cfg_put(pd, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+	cfg_put(pd, PCI_COMMAND, decode, 2);
 
 	pthread_mutex_lock(&intx_lock);
 	pd->slot = s;

@@ -5,8 +5,9 @@
  * up to 31 single-function devices in slots 1..31.  The guest reaches
  * configuration space through mechanism #1 (address at port 0xCF8, data at
  * 0xCFC..0xCFF), the way Linux finds a PCI bus without ACPI.  Devices get
- * 32-bit memory BARs in the hole below 4 GiB, a capability list, legacy
- * INTx and MSI-X.  No I/O BARs, no 64-bit BARs, no bridges: virtio 1.x
+ * 32-bit memory BARs in the hole below 4 GiB, small I/O BARs (virtio's
+ * doorbells: a port write is the cheapest exit KVM has), a capability
+ * list, legacy INTx and MSI-X.  No 64-bit BARs, no bridges: virtio 1.x
  * needs none of them.
  *
  * Start-up order (main.c):
@@ -59,6 +60,17 @@
 #define PCI_SLOT_WINDOW		0x800000ULL	/* 8 MiB */
 #define PCI_MMIO_END		0xFEC00000ULL
 
+/*
+ * I/O BARs the same way, in port space: PCI_IO_SLOT_WINDOW ports per slot
+ * from PCI_IO_BAR_BASE (slot 31 ends at 0xC800).  The guest may move one
+ * anywhere in [PCI_IO_START, PCI_IO_END): above the legacy ports (ISA,
+ * ACPI, the 0xCF8 config ports), inside the 16-bit port space.
+ */
+#define PCI_IO_BAR_BASE		0xC000
+#define PCI_IO_SLOT_WINDOW	0x40
+#define PCI_IO_START		0x1000
+#define PCI_IO_END		0x10000
+
 /* Config space offsets and bits (PCI Local Bus 3.0, 6.1 and 6.2). */
 #define PCI_VENDOR_ID		0x00
 #define PCI_DEVICE_ID		0x02
@@ -79,6 +91,7 @@
 #define PCI_LATENCY_TIMER	0x0d
 #define PCI_HEADER_TYPE		0x0e
 #define PCI_BASE_ADDRESS_0	0x10
+#define  PCI_BASE_ADDRESS_SPACE_IO 0x01
 #define PCI_SUBSYSTEM_VENDOR_ID	0x2c
 #define PCI_SUBSYSTEM_ID	0x2e
 #define PCI_CAPABILITY_LIST	0x34
@@ -122,7 +135,8 @@ struct pci_dev_ops {
 struct pci_bar {
 	u64 size;			/* power of 2; 0: BAR not implemented */
 	u64 addr;			/* where it decodes, while mapped */
-	bool mapped;			/* registered on the MMIO bus */
+	bool io;			/* in port space, not memory */
+	bool mapped;			/* registered on its bus */
 	const struct bus_ops *ops;
 	void *opaque;
 };
@@ -161,6 +175,9 @@ void pci_dev_init(struct pci_dev *pd, const char *name, u16 vendor, u16 device,
  * whose accesses go to ops with opaque.  Before pci_add(). */
 int pci_bar_add(struct pci_dev *pd, int bar, u64 size,
 		const struct bus_ops *ops, void *opaque);
+/* An I/O BAR of size ports (power of 2, 4..PCI_IO_SLOT_WINDOW). */
+int pci_io_bar_add(struct pci_dev *pd, int bar, u32 size,
+		   const struct bus_ops *ops, void *opaque);
 /*
  * Append a capability: cap[0] is its ID, cap[1] (the next pointer) is
  * filled in here, len bytes in all.  Returns its config offset, or -1 if
@@ -174,8 +191,8 @@ int pci_msix_init(struct pci_dev *pd, int bar, u16 nvec);
 
 /*
  * Plug the device into the first free slot: give it a GSI, place its BARs
- * in the slot's window, enable memory decoding (as firmware would) and
- * register the BARs.  -1 with last_error() set; pci_remove() then still
+ * in the slot's windows, enable memory (and I/O) decoding, as firmware
+ * would, and register the BARs.  -1 with last_error() set; pci_remove() then still
  * frees what pci_msix_init() allocated.
  */
 int pci_add(struct pci_dev *pd);

@@ -30,6 +30,24 @@
 				 1ULL << VIRTIO_F_INDIRECT_DESC | \
 				 1ULL << VIRTIO_F_EVENT_IDX)
 
+/*
+ * A queue's doorbell rings in two places: the notify area of BAR 0
+ * (memory) and the doorbell BAR (ports).  The capability list names the
+ * ports first, and Linux takes the first it can map: a port write exits
+ * with the next instruction's address in hand, where a memory write makes
+ * KVM fetch and decode the instruction (on AMD without decode assists,
+ * and in a nested guest, that is most of the exit's cost).  Both stay
+ * bound, so a driver may use either.
+ */
+enum { DOOR_MMIO, DOOR_PIO, DOORS };
+
+struct door {
+	bool mapped;			/* its BAR decodes at base */
+	u64 base;			/* where queue 0's doorbell is */
+	bool bound[VIRTIO_MAX_QUEUES];	/* kick eventfd bound at addr */
+	u64 addr[VIRTIO_MAX_QUEUES];
+};
+
 struct vpci {
 	struct pci_dev pd;
 	struct virtio_dev *dev;
@@ -42,10 +60,7 @@ struct vpci {
 	u16 queue_select;
 	u8 cfg_cap;			/* offset of the PCI_CFG capability */
 	bool started;			/* DRIVER_OK handled: doorbells wanted */
-	bool bar_mapped;		/* BAR 0 decodes at bar_addr */
-	u64 bar_addr;
-	bool kick_bound[VIRTIO_MAX_QUEUES];
-	u64 kick_addr[VIRTIO_MAX_QUEUES];
+	struct door door[DOORS];
 };
 
 /* PCI hooks get the function; we registered the transport as its opaque. */
@@ -139,32 +154,42 @@ static void vp_needs_reset(struct virtio_dev *dev)
 
 /* ---- doorbells ----------------------------------------------------------- */
 
-/* Bind queue q's kick eventfd to its notify address, if it has one now. */
+/* Bind queue q's kick eventfd to its doorbells that decode now. */
 static void kick_bind(struct vpci *vp, int q)
 {
 	struct virtqueue *vq = &vp->dev->vqs[q];
-	u64 addr = vp->bar_addr + VIRTIO_PCI_NOTIFY_OFF + q * VIRTIO_PCI_NOTIFY_MULT;
 
-	if (!vp->started || !vp->bar_mapped || !vq->ready || vp->kick_bound[q])
+	if (!vp->started || !vq->ready)
 		return;
-	/* Length 0: any write width rings.  If the VM cannot bind, the
-	 * write exits to notify_write() instead: slower, still correct. */
-	if (ioevent_bind(vq->kick_fd, addr, 0, false) < 0) {
-		verbose("virtio-pci: %s queue %d: %s; kicks will exit",
-			vp->dev->ops->name, q, last_error());
-		return;
+	for (int d = 0; d < DOORS; d++) {
+		struct door *door = &vp->door[d];
+		u64 addr = door->base + q * VIRTIO_PCI_NOTIFY_MULT;
+
+		if (!door->mapped || door->bound[q])
+			continue;
+		/* Length 0: any write width rings.  If the VM cannot bind,
+		 * the write exits to notify_write(): slower, still correct. */
+		if (ioevent_bind(vq->kick_fd, addr, 0, d == DOOR_PIO) < 0) {
+			verbose("virtio-pci: %s queue %d: %s; kicks will exit",
+				vp->dev->ops->name, q, last_error());
+			continue;
+		}
+		door->bound[q] = true;
+		door->addr[q] = addr;
 	}
-	vp->kick_bound[q] = true;
-	vp->kick_addr[q] = addr;
 }
 
-/* Before the BAR moves or the device resets: no doorbell at a stale address. */
+/* Before a BAR moves or the device resets: no doorbell at a stale address. */
 static void kick_unbind(struct vpci *vp, int q)
 {
-	if (!vp->kick_bound[q])
-		return;
-	ioevent_unbind(vp->dev->vqs[q].kick_fd, vp->kick_addr[q], 0, false);
-	vp->kick_bound[q] = false;
+	for (int d = 0; d < DOORS; d++) {
+		struct door *door = &vp->door[d];
+
+		if (!door->bound[q])
+			continue;
+		ioevent_unbind(vp->dev->vqs[q].kick_fd, door->addr[q], 0, d == DOOR_PIO);
+		door->bound[q] = false;
+	}
 }
 
 /* A notify write that reached us: the ioeventfd is missing or unbound. */
@@ -179,19 +204,24 @@ static void notify_write(struct vpci *vp, u64 off)
 			vp->dev->ops->name, (unsigned long long)q);
 }
 
-/* pci_dev_ops.bar_map: BAR 0 moved, so the doorbells move with it. */
+/* pci_dev_ops.bar_map: a BAR with doorbells moved; they move with it. */
 static void vp_bar_map(struct pci_dev *pd, int bar, u64 addr, bool on)
 {
 	struct vpci *vp = to_vpci(pd);
 	u32 n = vp->dev->ops->n_queues;
+	struct door *door;
 
-	if (bar != VIRTIO_PCI_BAR)
+	if (bar == VIRTIO_PCI_BAR)
+		door = &vp->door[DOOR_MMIO], addr += VIRTIO_PCI_NOTIFY_OFF;
+	else if (bar == VIRTIO_PCI_NOTIFY_BAR)
+		door = &vp->door[DOOR_PIO];
+	else
 		return;
 	pthread_mutex_lock(&vp->lock);
 	for (u32 q = 0; q < n; q++)
 		kick_unbind(vp, q);
-	vp->bar_mapped = on;
-	vp->bar_addr = addr;
+	door->mapped = on;
+	door->base = addr;
 	for (u32 q = 0; q < n; q++)
 		kick_bind(vp, q);
 	pthread_mutex_unlock(&vp->lock);
@@ -559,6 +589,27 @@ static const struct bus_ops vp_bar_ops = {
 	.write = vp_bar_write,
 };
 
+/* The doorbell BAR holds nothing to read. */
+static void vp_doorbell_read(void *opaque, u64 off, void *data, u32 len)
+{
+	(void)opaque;
+	(void)off;
+	memset(data, 0, len);
+}
+
+/* A port doorbell that reached us (its ioeventfd is not bound). */
+static void vp_doorbell_write(void *opaque, u64 off, const void *data, u32 len)
+{
+	(void)data;
+	(void)len;
+	notify_write(opaque, off);
+}
+
+static const struct bus_ops vp_doorbell_ops = {
+	.read = vp_doorbell_read,
+	.write = vp_doorbell_write,
+};
+
 /* ---- the PCI_CFG window (4.1.4.9) ---------------------------------------- */
 
 /*
@@ -631,12 +682,13 @@ static u32 class_of(u16 device_id)
 	}
 }
 
-/* A virtio capability pointing into BAR 0, with extra_len bytes of
+/* A virtio capability pointing into a BAR, with extra_len bytes of
  * type-specific tail (notify multiplier, PCI_CFG data window). */
-static int vcap_add(struct pci_dev *pd, u8 type, u32 off, u32 len, u8 extra_len, u32 extra)
+static int vcap_add(struct pci_dev *pd, u8 type, u8 bar, u32 off, u32 len,
+		    u8 extra_len, u32 extra)
 {
 	u8 cap[VIRTIO_PCI_CAP_EXTRA + 4] = {
-		PCI_CAP_ID_VNDR, 0, VIRTIO_PCI_CAP_EXTRA + extra_len, type, VIRTIO_PCI_BAR,
+		PCI_CAP_ID_VNDR, 0, VIRTIO_PCI_CAP_EXTRA + extra_len, type, bar,
 	};
 
 	put_le(cap + VIRTIO_PCI_CAP_OFFSET, off, 4);
@@ -647,24 +699,28 @@ static int vcap_add(struct pci_dev *pd, u8 type, u32 off, u32 len, u8 extra_len,
 
 /*
  * The capability list, in the order Linux looks: it takes the first of
- * each type.  Config space has room for all of them several times over,
- * so pci_cap_add cannot fail here.
+ * each type it can map, so the port doorbells come before the memory
+ * ones (see struct door).  Config space has room for all of them several
+ * times over, so pci_cap_add cannot fail here.
  */
 static void vcaps_add(struct vpci *vp)
 {
 	const struct virtio_dev_ops *ops = vp->dev->ops;
 	struct pci_dev *pd = &vp->pd;
+	u32 doorbells = ops->n_queues * VIRTIO_PCI_NOTIFY_MULT;
 	int cfg;
 
-	vcap_add(pd, VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_COMMON_OFF,
+	vcap_add(pd, VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_BAR, VIRTIO_PCI_COMMON_OFF,
 		 VIRTIO_PCI_COMMON_LEN, 0, 0);
-	vcap_add(pd, VIRTIO_PCI_CAP_NOTIFY_CFG, VIRTIO_PCI_NOTIFY_OFF,
-		 ops->n_queues * VIRTIO_PCI_NOTIFY_MULT, 4, VIRTIO_PCI_NOTIFY_MULT);
-	vcap_add(pd, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_ISR_OFF, 1, 0, 0);
+	vcap_add(pd, VIRTIO_PCI_CAP_NOTIFY_CFG, VIRTIO_PCI_NOTIFY_BAR, 0,
+		 doorbells, 4, VIRTIO_PCI_NOTIFY_MULT);
+	vcap_add(pd, VIRTIO_PCI_CAP_NOTIFY_CFG, VIRTIO_PCI_BAR, VIRTIO_PCI_NOTIFY_OFF,
+		 doorbells, 4, VIRTIO_PCI_NOTIFY_MULT);
+	vcap_add(pd, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_BAR, VIRTIO_PCI_ISR_OFF, 1, 0, 0);
 	if (ops->config_size)
-		vcap_add(pd, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_DEVICE_OFF,
-			 ops->config_size, 0, 0);
-	cfg = vcap_add(pd, VIRTIO_PCI_CAP_PCI_CFG, 0, 0, 4, 0);
+		vcap_add(pd, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_BAR,
+			 VIRTIO_PCI_DEVICE_OFF, ops->config_size, 0, 0);
+	cfg = vcap_add(pd, VIRTIO_PCI_CAP_PCI_CFG, 0, 0, 0, 4, 0);
 	/* The driver aims the window: bar, offset, length, and the data. */
 	pci_set_wmask(pd, cfg + VIRTIO_PCI_CAP_BAR, 1);
 	pci_set_wmask(pd, cfg + VIRTIO_PCI_CAP_OFFSET, 12);
@@ -734,6 +790,8 @@ int virtio_pci_add(struct virtio_dev *dev)
 	vp->pd.ops = &vp_pci_ops;
 	vp->pd.opaque = vp;
 	if (pci_bar_add(&vp->pd, VIRTIO_PCI_BAR, VIRTIO_PCI_BAR_SIZE, &vp_bar_ops, vp) < 0 ||
+	    pci_io_bar_add(&vp->pd, VIRTIO_PCI_NOTIFY_BAR, VIRTIO_PCI_NOTIFY_BAR_SIZE,
+			   &vp_doorbell_ops, vp) < 0 ||
 	    kick_fds_create(dev) < 0)
 		goto fail;
 	vcaps_add(vp);

@@ -11,8 +11,10 @@
  *	0x2000	device-specific configuration (ops->config_size bytes)
  *	0x3000	queue notify: 4 bytes per queue, bound to ioeventfds
  *
- * and BAR 1 holds the MSI-X table (n_queues + 1 vectors: one per queue and
- * one for configuration changes, the split Linux asks for first) and PBA.
+ * BAR 1 holds the MSI-X table (n_queues + 1 vectors: one per queue and
+ * one for configuration changes, the split Linux asks for first) and PBA,
+ * and BAR 2, in port space, the same doorbells again (4 ports per queue),
+ * named first: a port write is a cheaper exit than a memory write.
  * A PCI_CFG capability gives the driver a window onto the BARs through
  * config space, as the spec requires.
  */
@@ -70,6 +72,7 @@ struct pci_dev;
 /* Our BAR layout (see above). */
 #define VIRTIO_PCI_BAR			0
 #define VIRTIO_PCI_MSIX_BAR		1
+#define VIRTIO_PCI_NOTIFY_BAR		2
 #define VIRTIO_PCI_COMMON_OFF		0x0000
 #define VIRTIO_PCI_ISR_OFF		0x1000
 #define VIRTIO_PCI_DEVICE_OFF		0x2000
@@ -77,6 +80,7 @@ struct pci_dev;
 #define VIRTIO_PCI_REGION_SIZE		0x1000
 #define VIRTIO_PCI_BAR_SIZE		0x4000
 #define VIRTIO_PCI_NOTIFY_MULT		4
+#define VIRTIO_PCI_NOTIFY_BAR_SIZE	(VIRTIO_MAX_QUEUES * VIRTIO_PCI_NOTIFY_MULT)
 
 /*
  * Put dev on the PCI bus.  dev->ops, dev->priv and dev->gm must be set;

@@ -38,11 +38,40 @@ void irq_line_unbind(int efd, u32 gsi)
 {
 }
 
+/* The doorbells bound now, so a test can see them follow a BAR. */
+static struct {
+	int efd;
+	u64 addr;
+	bool pio, live;
+} ioevents[64];
+
 int ioevent_bind(int efd, u64 addr, u32 len, bool pio)
 {
-	return 0;
+	for (unsigned i = 0; i < sizeof(ioevents) / sizeof(ioevents[0]); i++) {
+		if (!ioevents[i].live) {
+			ioevents[i].efd = efd;
+			ioevents[i].addr = addr;
+			ioevents[i].pio = pio;
+			ioevents[i].live = true;
+			return 0;
+		}
+	}
+	return fail("stub: too many ioeventfds");
 }
 
 void ioevent_unbind(int efd, u64 addr, u32 len, bool pio)
 {
+	for (unsigned i = 0; i < sizeof(ioevents) / sizeof(ioevents[0]); i++)
+		if (ioevents[i].live && ioevents[i].efd == efd && ioevents[i].addr == addr &&
+		    ioevents[i].pio == pio)
+			ioevents[i].live = false;
+}
+
+int stub_ioevent_bound(u64 addr, bool pio)
+{
+	int n = 0;
+
+	for (unsigned i = 0; i < sizeof(ioevents) / sizeof(ioevents[0]); i++)
+		n += ioevents[i].live && ioevents[i].addr == addr && ioevents[i].pio == pio;
+	return n;
 }

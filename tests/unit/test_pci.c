@@ -121,6 +121,7 @@ static void tbar_map(struct pci_dev *pd, int bar, u64 addr, bool on)
 static const struct pci_dev_ops tdev_ops = { .bar_map = tbar_map };
 
 static struct tdev dev, other;	/* other: BAR 2's opaque, to tell BARs apart */
+static struct tdev ports;	/* BAR 4's, the I/O BAR */
 
 static void build_dev(void)
 {
@@ -135,6 +136,12 @@ static void build_dev(void)
 	ok(pci_bar_add(&dev.pd, 2, 0x1000, &tbar_ops, &other) < 0, "BAR 2 twice is refused");
 	ok(pci_bar_add(&dev.pd, 3, 0x3000, &tbar_ops, &other) < 0, "a size not a power of 2 is refused");
 	ok(pci_bar_add(&dev.pd, 6, 0x1000, &tbar_ops, &other) < 0, "BAR 6 does not exist");
+	ok(pci_io_bar_add(&dev.pd, 4, 2, &tbar_ops, &ports) < 0, "an I/O BAR under 4 ports is refused");
+	ok(pci_io_bar_add(&dev.pd, 4, 12, &tbar_ops, &ports) < 0, "so is one not a power of 2");
+	ok(pci_io_bar_add(&dev.pd, 4, 2 * PCI_IO_SLOT_WINDOW, &tbar_ops, &ports) < 0,
+	   "and one bigger than a slot's I/O window");
+	ok(pci_io_bar_add(&dev.pd, 2, 16, &tbar_ops, &ports) < 0, "an I/O BAR on a taken BAR too");
+	ok(pci_io_bar_add(&dev.pd, 4, 16, &tbar_ops, &ports) == 0, "BAR 4: 16 ports");
 	ok(pci_cap_add(&dev.pd, vcap1, sizeof(vcap1)) == PCI_CAP_START, "first capability at 0x40");
 	ok(pci_cap_add(&dev.pd, vcap2, sizeof(vcap2)) == 0x48, "second one follows, aligned");
 	ok(pci_msix_init(&dev.pd, 1, 4) == 0, "MSI-X, 4 vectors in BAR 1");
@@ -292,6 +299,59 @@ static void test_bars(void)
 		cfg_wr(1, PCI_BASE_ADDRESS_0 + i, b0 >> (8 * i), 1);
 	is_int(bar_of(1, 0), b0, "byte-wise BAR write");
 	is_int(mmio_rd(b0 + 4, 4, &hit), 0xA5000004, "BAR 0 home again");
+}
+
+/* The I/O BAR: placed, sized, moved and refused like a memory one, in
+ * port space, and never over the legacy ports or past 64 KiB. */
+static void test_io_bars(void)
+{
+	u32 b4 = bar_of(1, 4), port = b4 & ~3u;
+	u16 cmd = cfg_rd(1, PCI_COMMAND, 2);
+	int reads = ports.reads, others = dev.reads + other.reads;
+	bool hit;
+	u64 v;
+
+	is_int(b4 & 3, PCI_BASE_ADDRESS_SPACE_IO, "BAR 4 says I/O");
+	ok(port >= PCI_IO_BAR_BASE + PCI_IO_SLOT_WINDOW && !(port & 15) &&
+	   port + 16 <= PCI_IO_BAR_BASE + 2 * PCI_IO_SLOT_WINDOW,
+	   "in slot 1's I/O window (%#x), aligned", port);
+	ok((cmd & (PCI_COMMAND_IO | PCI_COMMAND_MEMORY)) == (PCI_COMMAND_IO | PCI_COMMAND_MEMORY),
+	   "I/O and memory decoding on, as firmware leaves them");
+	v = io(BUS_PIO, port + 12, 0, 4, false, &hit);
+	is_int(v, 0xA500000c, "BAR 4 reaches its ops by port");
+	ok(hit && ports.reads == reads + 1 && dev.reads + other.reads == others, "and only its own owner");
+	io(BUS_PIO, port + 2, 0xbeef, 2, true, &hit);
+	ok(hit && ports.last_off == 2 && ports.last_val == 0xbeef, "port writes arrive with offset and width");
+	mmio_rd(port, 4, &hit);
+	ok(!hit, "the port number means nothing in memory space");
+
+	cfg_wr(1, PCI_COMMAND, cmd & ~PCI_COMMAND_IO, 2);
+	io(BUS_PIO, port, 0, 4, false, &hit);
+	ok(!hit, "I/O decode off: BAR 4 gone");
+	mmio_rd(bar_of(1, 0), 4, &hit);
+	ok(hit, "memory BARs stay");
+	cfg_wr(1, PCI_BASE_ADDRESS_0 + 16, 0xffffffff, 4);
+	is_int(bar_of(1, 4), 0xfffffff1, "BAR 4 sizes as 16 ports, I/O");
+	cfg_wr(1, PCI_BASE_ADDRESS_0 + 16, 0xD000, 4);
+	is_int(bar_of(1, 4), 0xD001, "the I/O bit stays set whatever is written");
+	cfg_wr(1, PCI_COMMAND, cmd, 2);
+	io(BUS_PIO, port, 0, 4, false, &hit);
+	ok(!hit, "decode back on: not at the old port");
+	is_int(io(BUS_PIO, 0xD004, 0, 2, false, &hit), 0x0004, "at the new one");
+
+	cfg_wr(1, PCI_BASE_ADDRESS_0 + 16, 0x600, 4);
+	io(BUS_PIO, 0x600, 0, 4, false, &hit);
+	ok(!hit, "over the legacy ports: kept, not decoded");
+	cfg_wr(1, PCI_BASE_ADDRESS_0 + 16, 0xCF0, 4);
+	is_int(cfg_rd(1, PCI_VENDOR_ID, 2), 0x1234, "over the config ports: the bus still answers");
+	cfg_wr(1, PCI_BASE_ADDRESS_0 + 16, 0x1FFF0, 4);
+	io(BUS_PIO, 0xFFF0, 0, 4, false, &hit);
+	ok(!hit, "past 64 KiB of ports: not decoded");
+	cfg_wr(1, PCI_BASE_ADDRESS_0 + 16, 0xFFF0, 4);
+	is_int(io(BUS_PIO, 0xFFFC, 0, 4, false, &hit), 0xA500000c, "the last 16 ports are fine");
+	cfg_wr(1, PCI_BASE_ADDRESS_0 + 16, b4, 4);
+	is_int(io(BUS_PIO, port, 0, 1, false, &hit), 0, "BAR 4 home again");
+	ok(hit, "and decoding");
 }
 
 static void test_cfg_garbage(void)
@@ -550,6 +610,7 @@ int main(void)
 	test_header();
 	test_caps();
 	test_bars();
+	test_io_bars();
 	test_cfg_garbage();
 	test_intx();
 	test_for_each_irq();

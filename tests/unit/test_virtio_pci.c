@@ -119,17 +119,30 @@ static void wr(u64 addr, u64 val, u32 len)
 	io(BUS_MMIO, addr, val, len, true);
 }
 
-/* What vp_modern_probe() learns from the capabilities. */
+/* What vp_modern_probe() learns from the capabilities: the first of each
+ * type.  mmio_notify is the second notify structure, in memory. */
 static struct {
-	u64 common, isr, device, notify, msix;
+	u64 common, isr, device, notify, msix, mmio_notify;
 	u32 common_len, device_len, notify_len, notify_mult;
+	bool notify_pio;
 	u8 cfg_cap, msix_cap;
-	int n_vendor_caps;
+	int n_vendor_caps, n_notify;
 } drv;
+
+static bool bar_is_io(u8 bar)
+{
+	return cfg_rd(PCI_BASE_ADDRESS_0 + 4 * bar, 4) & PCI_BASE_ADDRESS_SPACE_IO;
+}
 
 static u64 bar_addr(u8 bar)
 {
-	return cfg_rd(PCI_BASE_ADDRESS_0 + 4 * bar, 4) & ~0xfULL;
+	return cfg_rd(PCI_BASE_ADDRESS_0 + 4 * bar, 4) & (bar_is_io(bar) ? ~0x3ULL : ~0xfULL);
+}
+
+/* vp_notify(): iowrite16 of the queue index, to whichever space. */
+static void notify_wr(u64 off, u64 val, u32 len)
+{
+	io(drv.notify_pio ? BUS_PIO : BUS_MMIO, drv.notify + off, val, len, true);
 }
 
 /* One vendor capability: where its structure is, as Linux computes it. */
@@ -147,7 +160,13 @@ static void probe_vcap(u8 ptr)
 		drv.common_len = len;
 		break;
 	case VIRTIO_PCI_CAP_NOTIFY_CFG:
+		if (drv.n_notify++) {
+			if (!bar_is_io(bar))
+				drv.mmio_notify = addr;
+			break;
+		}
 		drv.notify = addr;
+		drv.notify_pio = bar_is_io(bar);
 		drv.notify_len = len;
 		drv.notify_mult = cfg_rd(ptr + VIRTIO_PCI_CAP_EXTRA, 4);
 		break;
@@ -284,7 +303,10 @@ static void test_identity(void)
 	ok(cfg_rd(PCI_SUBSYSTEM_ID, 2) >= 0x40, "subsystem id >= 0x40");
 
 	probe_caps();
-	is_int(drv.n_vendor_caps, 5, "five virtio capabilities");
+	is_int(drv.n_vendor_caps, 6, "six virtio capabilities");
+	is_int(drv.n_notify, 2, "two of them notify structures");
+	ok(drv.notify_pio, "the first, which Linux takes, in an I/O BAR");
+	ok(drv.mmio_notify >= PCI_BAR_BASE, "the second in memory, for drivers without port I/O");
 	ok(drv.common && drv.common_len >= VIRTIO_PCI_COMMON_LEN, "common config, %u bytes", drv.common_len);
 	ok(drv.isr && drv.device && drv.notify && drv.cfg_cap, "ISR, device, notify, PCI_CFG");
 	is_int(drv.device_len, FAKE_CFG_SIZE, "device config length");
@@ -370,9 +392,17 @@ static void test_probe(int round)
 	ok(fired(pci_msix_fd(virtio_pci_dev(&vdev), 0)), "config interrupt on vector 0");
 	isr = rd(drv.isr, 1);
 	is_int(isr, VIRTIO_PCI_ISR_CONFIG, "ISR says config even under MSI-X");
-	wr(drv.notify + 1 * drv.notify_mult, 1, 2);
+	notify_wr(1 * drv.notify_mult, 1, 2);
 	ok(fired(vdev.vqs[1].kick_fd), "notify write reaches queue 1's kick eventfd");
 	ok(!fired(vdev.vqs[0].kick_fd), "and not queue 0's");
+	wr(drv.mmio_notify, 0, 2);
+	ok(fired(vdev.vqs[0].kick_fd), "the memory doorbell rings queue 0 too");
+	for (int q = 0; q < 2; q++) {
+		is_int(stub_ioevent_bound(drv.notify + q * drv.notify_mult, true), 1,
+		       "queue's port doorbell bound to an ioeventfd");
+		is_int(stub_ioevent_bound(drv.mmio_notify + q * drv.notify_mult, false), 1,
+		       "and its memory doorbell");
+	}
 }
 
 static void test_reset_state(void)
@@ -531,8 +561,10 @@ static void test_odd_accesses(void)
 	wr(drv.device + 2, 0xabcd, 2);
 	ok(fake.cfg_writes == writes + 1 && fake.config[2] == 0xcd, "an in-range write does");
 	ok(!fake.overrun, "the device never saw an out-of-range access");
-	wr(drv.notify + 2 * drv.notify_mult, 2, 2);
-	wr(drv.notify + 1, 1, 1);
+	notify_wr(2 * drv.notify_mult, 2, 2);
+	notify_wr(1, 1, 1);
+	wr(drv.mmio_notify + 2 * drv.notify_mult, 2, 2);
+	wr(drv.mmio_notify + 1, 1, 1);
 	ok(!fired(vdev.vqs[0].kick_fd) && !fired(vdev.vqs[1].kick_fd),
 	   "notify beyond the queues or misaligned: no kick");
 	reset_device();
@@ -592,8 +624,43 @@ static void test_bar_move(void)
 	probe_caps();
 	is_int(drv.common, to, "capabilities now point at the new place");
 	is_int(status(), 0x0f, "the device kept running");
-	wr(drv.notify, 0, 2);
+	wr(drv.mmio_notify, 0, 2);
 	ok(fired(vdev.vqs[0].kick_fd), "a kick at the new address arrives");
+	is_int(stub_ioevent_bound(old + VIRTIO_PCI_NOTIFY_OFF, false), 0, "no doorbell left at the old one");
+	is_int(stub_ioevent_bound(drv.mmio_notify, false), 1, "its ioeventfd moved");
+	reset_device();
+	is_int(stub_ioevent_bound(drv.mmio_notify, false) + stub_ioevent_bound(drv.notify, true), 0,
+	       "reset unbinds both doorbells");
+}
+
+/* The same for the port doorbells, and a place they may not go. */
+static void test_io_bar_move(void)
+{
+	u64 old = bar_addr(VIRTIO_PCI_NOTIFY_BAR), to = 0xD000;
+	u16 cmd = cfg_rd(PCI_COMMAND, 2);
+
+	ok(negotiate(), "negotiated");
+	setup_queue(0, 64, VIRTIO_MSI_NO_VECTOR, RING(0));
+	wr(COMMON(Q_ENABLE), 1, 2);
+	add_status(VIRTIO_STATUS_DRIVER_OK);
+	is_int(stub_ioevent_bound(old, true), 1, "port doorbell bound");
+	cfg_wr(PCI_COMMAND, cmd & ~PCI_COMMAND_IO, 2);
+	is_int(stub_ioevent_bound(old, true), 0, "I/O decoding off: unbound");
+	ok(io(BUS_PIO, old, 0, 2, true) == 0 && !fired(vdev.vqs[0].kick_fd), "and silent");
+	cfg_wr(PCI_BASE_ADDRESS_0 + 4 * VIRTIO_PCI_NOTIFY_BAR, to, 4);
+	cfg_wr(PCI_COMMAND, cmd, 2);
+	probe_caps();
+	is_int(drv.notify, to, "the notify structure now points at the new ports");
+	is_int(stub_ioevent_bound(to, true), 1, "bound there");
+	notify_wr(0, 0, 2);
+	ok(fired(vdev.vqs[0].kick_fd), "and a kick there arrives");
+	cfg_wr(PCI_BASE_ADDRESS_0 + 4 * VIRTIO_PCI_NOTIFY_BAR, 0x3f8, 4);
+	is_int(stub_ioevent_bound(0x3f8, true) + stub_ioevent_bound(to, true), 0,
+	       "onto the legacy ports: no doorbell anywhere");
+	wr(drv.mmio_notify, 0, 2);
+	ok(fired(vdev.vqs[0].kick_fd), "the memory doorbell still rings");
+	cfg_wr(PCI_BASE_ADDRESS_0 + 4 * VIRTIO_PCI_NOTIFY_BAR, old, 4);
+	is_int(stub_ioevent_bound(old, true), 1, "home again, bound again");
 	reset_device();
 }
 
@@ -611,7 +678,7 @@ static u32 rnd(void)
 static void test_storm(void)
 {
 	static const u32 lens[] = { 1, 2, 4, 8 };
-	u64 bar0 = bar_addr(0), bar1 = bar_addr(1);
+	u64 bar0 = bar_addr(0), bar1 = bar_addr(1), bar2 = bar_addr(VIRTIO_PCI_NOTIFY_BAR);
 
 	for (int i = 0; i < 100000; i++) {
 		u32 len = lens[rnd() % 4];
@@ -623,8 +690,10 @@ static void test_storm(void)
 			io(BUS_MMIO, bar0 + rnd() % (VIRTIO_PCI_COMMON_LEN + 8), v, len, w);
 		else if (pick == 5)
 			io(BUS_MMIO, bar0 + rnd() % (VIRTIO_PCI_BAR_SIZE + 16), v, len, w);
-		else if (pick == 6)
+		else if (pick == 6 && rnd() % 2)
 			io(BUS_MMIO, bar1 + rnd() % 0x1000, v, len, w);
+		else if (pick == 6)
+			io(BUS_PIO, bar2 + rnd() % (VIRTIO_PCI_NOTIFY_BAR_SIZE + 4), v, len, w);
 		else if (w && (rnd() % 4 == 0))
 			cfg_wr(drv.cfg_cap + rnd() % 20, v, len > 4 ? 4 : len);
 		else
@@ -683,6 +752,7 @@ int main(void)
 	test_odd_accesses();
 	test_cfg_window();
 	test_bar_move();
+	test_io_bar_move();
 	test_storm();
 	test_remove();
 	guest_mem_free(&gm);

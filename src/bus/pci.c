@@ -406,16 +406,28 @@ static bool is_pow2(u64 x)
 	return x && !(x & (x - 1));
 }
 
-/* Declare a BAR; it gets its address, and decodes, at pci_add(). */
+/* Declare a BAR of either kind; it gets its address, and decodes, at
+ * pci_add(). */
+static int bar_declare(struct pci_dev *pd, int bar, u64 size, bool io,
+		       const struct bus_ops *ops, void *opaque)
+{
+	u64 min = io ? 4 : 16, max = io ? PCI_IO_SLOT_WINDOW : PCI_SLOT_WINDOW;
+
+	if (bar < 0 || bar >= PCI_NUM_BARS || pd->bar[bar].size)
+		return fail("pci: %s: BAR %d is taken or does not exist", pd->name, bar);
+	if (!is_pow2(size) || size < min || size > max)
+		return fail("pci: %s: %s BAR %d size %#llx is not a power of 2 in %llu..%#llx",
+			    pd->name, io ? "I/O" : "memory", bar, (unsigned long long)size,
+			    (unsigned long long)min, (unsigned long long)max);
+	pd->bar[bar] = (struct pci_bar){ .size = size, .io = io, .ops = ops, .opaque = opaque };
+	return 0;
+}
+
 int pci_bar_add(struct pci_dev *pd, int bar, u64 size,
 		const struct bus_ops *ops, void *opaque)
 {
-	if (bar < 0 || bar >= PCI_NUM_BARS || pd->bar[bar].size)
-		return fail("pci: %s: BAR %d is taken or does not exist", pd->name, bar);
-	if (!is_pow2(size) || size < 16 || size > PCI_SLOT_WINDOW)
-		return fail("pci: %s: BAR %d size %#llx is not a power of 2 in 16..%#llx",
-			    pd->name, bar, (unsigned long long)size, PCI_SLOT_WINDOW);
-	pd->bar[bar] = (struct pci_bar){ .size = size, .ops = ops, .opaque = opaque };
+	if (bar_declare(pd, bar, size, false, ops, opaque) < 0)
+		return -1;
 	/* The low four bits say "32-bit memory, not prefetchable" and are
 	 * fixed; the address bits below the size read back as zero.  That
 	 * is all the sizing protocol needs: write ones, read the mask. */
@@ -427,12 +439,8 @@ int pci_bar_add(struct pci_dev *pd, int bar, u64 size,
 int pci_io_bar_add(struct pci_dev *pd, int bar, u32 size,
 		   const struct bus_ops *ops, void *opaque)
 {
-	if (bar < 0 || bar >= PCI_NUM_BARS || pd->bar[bar].size)
-		return fail("pci: %s: BAR %d is taken or does not exist", pd->name, bar);
-	if (!is_pow2(size) || size < 4 || size > PCI_IO_SLOT_WINDOW)
-		return fail("pci: %s: I/O BAR %d size %#x is not a power of 2 in 4..%#x",
-			    pd->name, bar, size, PCI_IO_SLOT_WINDOW);
-	pd->bar[bar] = (struct pci_bar){ .size = size, .io = true, .ops = ops, .opaque = opaque };
+	if (bar_declare(pd, bar, size, true, ops, opaque) < 0)
+		return -1;
 	cfg_put(pd, PCI_BASE_ADDRESS_0 + 4 * bar, PCI_BASE_ADDRESS_SPACE_IO, 4);
 	wmask_put(pd, PCI_BASE_ADDRESS_0 + 4 * bar, ~(size - 1) & ~0x3u, 4);
 	return 0;

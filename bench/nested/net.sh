@@ -29,9 +29,10 @@
 # the rest, so those lines show where a difference between the two comes
 # from, or that it is the machine's noise; and the guest's VM exits per
 # transfer (exits_on), which is where the two differ: in one nested
-# measurement lguest's guest made ~9300 exits sending 128 MiB, QEMU's
-# ~5500, 3150 against 550 of them EOI writes (QEMU offers PV EOI, which
-# lguest hides: doc/pv-eoi.md).
+# measurement (median of 5) lguest's guest made ~4960 exits sending 128
+# MiB, QEMU's ~3710, 1760 against 395 of them EOI writes (QEMU offers PV
+# EOI, which lguest hides: doc/pv-eoi.md); lguest's queue kicks are port
+# writes, QEMU's memory writes that KVM must decode.
 #
 # Every address is 169.254.x.x on taps made here and gone at the end; the
 # nested machine has no other network.

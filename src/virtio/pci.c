@@ -44,8 +44,9 @@ enum { DOOR_MMIO, DOOR_PIO, DOORS };
 struct door {
 	bool mapped;			/* its BAR decodes at base */
 	u64 base;			/* where queue 0's doorbell is */
-	bool bound[VIRTIO_MAX_QUEUES];	/* kick eventfd bound at addr */
-	u64 addr[VIRTIO_MAX_QUEUES];
+	/* Queue q's kick eventfd is bound at base + q * NOTIFY_MULT; base
+	 * only changes once every queue is unbound (vp_bar_map). */
+	bool bound[VIRTIO_MAX_QUEUES];
 };
 
 struct vpci {
@@ -154,42 +155,48 @@ static void vp_needs_reset(struct virtio_dev *dev)
 
 /* ---- doorbells ----------------------------------------------------------- */
 
-/* Bind queue q's kick eventfd to its doorbells that decode now. */
-static void kick_bind(struct vpci *vp, int q)
+/* Bind queue q's kick eventfd to doorbell d, if that decodes now. */
+static void door_bind(struct vpci *vp, int d, int q)
 {
 	struct virtqueue *vq = &vp->dev->vqs[q];
+	struct door *door = &vp->door[d];
 
-	if (!vp->started || !vq->ready)
+	if (!vp->started || !vq->ready || !door->mapped || door->bound[q])
 		return;
-	for (int d = 0; d < DOORS; d++) {
-		struct door *door = &vp->door[d];
-		u64 addr = door->base + q * VIRTIO_PCI_NOTIFY_MULT;
-
-		if (!door->mapped || door->bound[q])
-			continue;
-		/* Length 0: any write width rings.  If the VM cannot bind,
-		 * the write exits to notify_write(): slower, still correct. */
-		if (ioevent_bind(vq->kick_fd, addr, 0, d == DOOR_PIO) < 0) {
-			verbose("virtio-pci: %s queue %d: %s; kicks will exit",
-				vp->dev->ops->name, q, last_error());
-			continue;
-		}
-		door->bound[q] = true;
-		door->addr[q] = addr;
+	/* Length 0: any write width rings.  If the VM cannot bind, the
+	 * write exits to notify_write() instead: slower, still correct. */
+	if (ioevent_bind(vq->kick_fd, door->base + q * VIRTIO_PCI_NOTIFY_MULT, 0,
+			 d == DOOR_PIO) < 0) {
+		verbose("virtio-pci: %s queue %d: %s; kicks will exit",
+			vp->dev->ops->name, q, last_error());
+		return;
 	}
+	door->bound[q] = true;
 }
 
-/* Before a BAR moves or the device resets: no doorbell at a stale address. */
+/* Before its BAR moves or the device resets: no doorbell at a stale address. */
+static void door_unbind(struct vpci *vp, int d, int q)
+{
+	struct door *door = &vp->door[d];
+
+	if (!door->bound[q])
+		return;
+	ioevent_unbind(vp->dev->vqs[q].kick_fd, door->base + q * VIRTIO_PCI_NOTIFY_MULT, 0,
+		       d == DOOR_PIO);
+	door->bound[q] = false;
+}
+
+/* Queue q's doorbells, both of them. */
+static void kick_bind(struct vpci *vp, int q)
+{
+	for (int d = 0; d < DOORS; d++)
+		door_bind(vp, d, q);
+}
+
 static void kick_unbind(struct vpci *vp, int q)
 {
-	for (int d = 0; d < DOORS; d++) {
-		struct door *door = &vp->door[d];
-
-		if (!door->bound[q])
-			continue;
-		ioevent_unbind(vp->dev->vqs[q].kick_fd, door->addr[q], 0, d == DOOR_PIO);
-		door->bound[q] = false;
-	}
+	for (int d = 0; d < DOORS; d++)
+		door_unbind(vp, d, q);
 }
 
 /* A notify write that reached us: the ioeventfd is missing or unbound. */
@@ -209,21 +216,21 @@ static void vp_bar_map(struct pci_dev *pd, int bar, u64 addr, bool on)
 {
 	struct vpci *vp = to_vpci(pd);
 	u32 n = vp->dev->ops->n_queues;
-	struct door *door;
+	int d;
 
 	if (bar == VIRTIO_PCI_BAR)
-		door = &vp->door[DOOR_MMIO], addr += VIRTIO_PCI_NOTIFY_OFF;
+		d = DOOR_MMIO, addr += VIRTIO_PCI_NOTIFY_OFF;
 	else if (bar == VIRTIO_PCI_NOTIFY_BAR)
-		door = &vp->door[DOOR_PIO];
+		d = DOOR_PIO;
 	else
 		return;
 	pthread_mutex_lock(&vp->lock);
 	for (u32 q = 0; q < n; q++)
-		kick_unbind(vp, q);
-	door->mapped = on;
-	door->base = addr;
+		door_unbind(vp, d, q);
+	vp->door[d].mapped = on;
+	vp->door[d].base = addr;
 	for (u32 q = 0; q < n; q++)
-		kick_bind(vp, q);
+		door_bind(vp, d, q);
 	pthread_mutex_unlock(&vp->lock);
 }
 
@@ -592,16 +599,12 @@ static const struct bus_ops vp_bar_ops = {
 /* The doorbell BAR holds nothing to read. */
 static void vp_doorbell_read(void *opaque, u64 off, void *data, u32 len)
 {
-	(void)opaque;
-	(void)off;
 	memset(data, 0, len);
 }
 
 /* A port doorbell that reached us (its ioeventfd is not bound). */
 static void vp_doorbell_write(void *opaque, u64 off, const void *data, u32 len)
 {
-	(void)data;
-	(void)len;
 	notify_write(opaque, off);
 }
 

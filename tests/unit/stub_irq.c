@@ -47,7 +47,7 @@ static struct {
 
 int ioevent_bind(int efd, u64 addr, u32 len, bool pio)
 {
-	for (unsigned i = 0; i < sizeof(ioevents) / sizeof(ioevents[0]); i++) {
+	for (unsigned i = 0; i < ARRAY_SIZE(ioevents); i++) {
 		if (!ioevents[i].live) {
 			ioevents[i].efd = efd;
 			ioevents[i].addr = addr;
@@ -61,7 +61,7 @@ int ioevent_bind(int efd, u64 addr, u32 len, bool pio)
 
 void ioevent_unbind(int efd, u64 addr, u32 len, bool pio)
 {
-	for (unsigned i = 0; i < sizeof(ioevents) / sizeof(ioevents[0]); i++)
+	for (unsigned i = 0; i < ARRAY_SIZE(ioevents); i++)
 		if (ioevents[i].live && ioevents[i].efd == efd && ioevents[i].addr == addr &&
 		    ioevents[i].pio == pio)
 			ioevents[i].live = false;
@@ -71,7 +71,7 @@ int stub_ioevent_bound(u64 addr, bool pio)
 {
 	int n = 0;
 
-	for (unsigned i = 0; i < sizeof(ioevents) / sizeof(ioevents[0]); i++)
+	for (unsigned i = 0; i < ARRAY_SIZE(ioevents); i++)
 		n += ioevents[i].live && ioevents[i].addr == addr && ioevents[i].pio == pio;
 	return n;
 }

@@ -181,10 +181,8 @@ struct blk_dev {
 
 	bool want_uring;		/* allowed by flags and environment */
 	bool use_uring;			/* this activation got a ring */
-	bool running;			/* the I/O thread exists */
+	struct worker worker;		/* the I/O thread */
 	bool stopping;			/* reset began: finish I/O, answer nothing */
-	pthread_t thread;
-	int stop_fd;			/* reset() wakes the thread with this */
 	int cq_fd;			/* io_uring signals completions here */
 	struct io_uring ring;
 	struct uring_file ring_file;	/* the file as the ring names it */
@@ -986,7 +984,7 @@ static void *blk_thread(void *arg)
 {
 	struct blk_dev *b = arg;
 	struct pollfd pfd[3] = {
-		{ .fd = b->stop_fd, .events = POLLIN },
+		{ .fd = b->worker.stop_fd, .events = POLLIN },
 		{ .fd = b->vdev.vqs[0].kick_fd, .events = POLLIN },
 		{ .fd = b->cq_fd, .events = POLLIN },
 	};
@@ -1087,13 +1085,10 @@ static int blk_activate(struct virtio_dev *dev)
 	struct virtqueue *vq = &dev->vqs[0];
 	int err;
 
-	if (b->running)
+	if (b->worker.running)
 		return 0;
 	if (!vq->desc || vq->kick_fd < 0 || !dev->gm)
 		return fail("blk: activated before its queue was set up");
-	b->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (b->stop_fd < 0)
-		return fail("blk: eventfd: %s", strerror(errno));
 	b->use_uring = b->want_uring && ring_up(b) == 0;
 	b->stopping = b->stop_asked = false;
 	b->poll_ns = BLK_POLL_MIN_NS;
@@ -1104,13 +1099,11 @@ static int blk_activate(struct virtio_dev *dev)
 	b->hold_probe = 0;
 	b->inflight = b->pushed = b->unpublished = 0;
 	req_init(b);
-	err = virtio_thread_start(&b->thread, "blk", blk_thread, b);
+	err = worker_start(&b->worker, "blk", blk_thread, b);
 	if (err) {
 		ring_down(b);
-		close(b->stop_fd);
 		return fail("blk: cannot start the I/O thread: %s", strerror(err));
 	}
-	b->running = true;
 	return 0;
 }
 
@@ -1121,20 +1114,12 @@ static int blk_activate(struct virtio_dev *dev)
 static void blk_reset(struct virtio_dev *dev)
 {
 	struct blk_dev *b = to_blk(dev);
-	u64 one = 1;
 
-	if (!b->running)
+	if (!b->worker.running)
 		return;
 	__atomic_store_n(&b->stop_asked, true, __ATOMIC_RELEASE);
-	if (write(b->stop_fd, &one, sizeof(one)) != sizeof(one)) {
-		fprintf(stderr, "lguest: blk: cannot stop the I/O thread: %s\n", strerror(errno));
-		abort();
-	}
-	pthread_join(b->thread, NULL);
+	worker_stop(&b->worker);
 	ring_down(b);
-	close(b->stop_fd);
-	b->stop_fd = -1;
-	b->running = false;
 }
 
 static const struct virtio_dev_ops blk_ops = {
@@ -1191,7 +1176,7 @@ struct virtio_dev *virtio_blk_new(int fd, u64 size, bool ro, const char *serial,
 	b->ro = ro;
 	memcpy(b->serial, serial, strnlen(serial, VIRTIO_BLK_ID_BYTES));
 	b->want_uring = uring_allowed(flags);
-	b->stop_fd = b->cq_fd = -1;
+	b->worker.stop_fd = b->cq_fd = -1;
 	return &b->vdev;
 }
 
@@ -1213,7 +1198,7 @@ const char *virtio_blk_backend(const struct virtio_dev *dev)
 {
 	const struct blk_dev *b = to_blk(dev);
 
-	if (b->running)
+	if (b->worker.running)
 		return b->use_uring ? "io_uring" : "sync";
 	return b->want_uring ? "io_uring" : "sync";
 }
@@ -1224,7 +1209,7 @@ int virtio_blk_serve_sync(struct virtio_dev *dev)
 	struct blk_dev *b = to_blk(dev);
 
 	/* The I/O thread owns the queue while it runs. */
-	if (b->running)
+	if (b->worker.running)
 		return fail("blk: serve_sync while the I/O thread runs");
 	b->stopping = false;
 	req_init(b);

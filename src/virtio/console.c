@@ -43,7 +43,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -104,9 +103,7 @@ struct vcon {
 	/* The device thread and what only it touches. */
 	bool running;			/* between activate and reset */
 	bool sync_mode;			/* no thread: vcon_serve_sync() serves */
-	bool threaded;			/* this activation started the thread */
-	pthread_t thread;
-	int stop_fd;
+	struct worker worker;		/* the thread, unless sync_mode */
 	struct vq_chain tx_chain;	/* scratch for transmit and control chains */
 	struct vcon_control ctl[VCON_CTL_PENDING];	/* waiting for a buffer */
 	unsigned ctl_head, ctl_n;
@@ -163,7 +160,7 @@ static int vcon_write(struct vcon *c, const u8 *p, size_t len)
 {
 	struct pollfd pfd[2] = {
 		{ .fd = c->out_fd, .events = POLLOUT },
-		{ .fd = c->stop_fd, .events = POLLIN },
+		{ .fd = c->worker.stop_fd, .events = POLLIN },
 	};
 
 	while (len && !c->out_dead) {
@@ -430,7 +427,7 @@ static void *vcon_thread(void *arg)
 {
 	struct vcon *c = arg;
 	struct pollfd pfd[5] = {
-		{ .fd = c->stop_fd, .events = POLLIN },
+		{ .fd = c->worker.stop_fd, .events = POLLIN },
 		{ .fd = c->vdev.vqs[VCON_TXQ].kick_fd, .events = POLLIN },
 		{ .fd = c->vdev.vqs[VCON_RXQ].kick_fd, .events = POLLIN },
 		{ .fd = c->multiport ? c->vdev.vqs[VCON_CTL_TXQ].kick_fd : -1, .events = POLLIN },
@@ -486,9 +483,6 @@ static int vcon_activate(struct virtio_dev *dev)
 	for (int q = 0; q < (multiport ? 4 : 2); q++)
 		if (!dev->vqs[q].desc || dev->vqs[q].kick_fd < 0)
 			return fail("virtio-console: activated without queue %d", q);
-	c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (c->stop_fd < 0)
-		return fail("virtio-console: eventfd: %s", strerror(errno));
 	c->ctl_head = c->ctl_n = 0;
 	pthread_mutex_lock(&c->rx_lock);
 	c->multiport = multiport;
@@ -499,15 +493,14 @@ static int vcon_activate(struct virtio_dev *dev)
 		c->running = true;
 		return 0;
 	}
-	err = virtio_thread_start(&c->thread, "console", vcon_thread, c);
+	err = worker_start(&c->worker, "console", vcon_thread, c);
 	if (err) {
 		pthread_mutex_lock(&c->rx_lock);
 		c->rx_live = false;
 		pthread_mutex_unlock(&c->rx_lock);
-		close(c->stop_fd);
 		return fail("virtio-console: cannot start its thread: %s", strerror(err));
 	}
-	c->running = c->threaded = true;
+	c->running = true;
 	return 0;
 }
 
@@ -519,25 +512,13 @@ static int vcon_activate(struct virtio_dev *dev)
 static void vcon_reset(struct virtio_dev *dev)
 {
 	struct vcon *c = to_vcon(dev);
-	u64 one = 1;
 
 	pthread_mutex_lock(&c->rx_lock);
 	c->rx_live = false;
 	c->guest_open = false;
 	pthread_mutex_unlock(&c->rx_lock);
-	if (!c->running)
-		return;
-	if (c->threaded) {
-		if (write(c->stop_fd, &one, sizeof(one)) != sizeof(one)) {
-			fprintf(stderr, "lguest: virtio-console: cannot stop its thread: %s\n",
-				strerror(errno));
-			abort();
-		}
-		pthread_join(c->thread, NULL);
-	}
-	close(c->stop_fd);
-	c->stop_fd = -1;
-	c->running = c->threaded = false;
+	worker_stop(&c->worker);
+	c->running = false;
 }
 
 void vcon_sync_mode(struct virtio_dev *dev, bool on)
@@ -550,7 +531,7 @@ int vcon_serve_sync(struct virtio_dev *dev)
 {
 	struct vcon *c = to_vcon(dev);
 
-	if (!c->running || c->threaded)
+	if (!c->running || c->worker.running)
 		return -1;
 	if (c->multiport)
 		ctl_serve(c);
@@ -600,7 +581,7 @@ struct virtio_dev *vcon_create(int out_fd, struct vcon **out)
 	c->vdev.ops = &vcon_ops;
 	c->vdev.priv = c;
 	c->out_fd = out_fd;
-	c->stop_fd = -1;
+	c->worker.stop_fd = -1;
 	pthread_mutex_init(&c->rx_lock, NULL);
 	for (int q = 0; q < VIRTIO_MAX_QUEUES; q++) {
 		vq_reset(&c->vdev.vqs[q]);

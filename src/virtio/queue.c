@@ -513,45 +513,42 @@ void vq_describe(struct virtqueue *vq, char *buf, size_t len)
 		 vq->broken ? ", BROKEN" : "");
 }
 
-/* Gather from a chain (a request header, say) into a private copy, which
- * the guest can no longer change under us. */
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)
+/* Copy between a chain's buffers and a flat one, never past either's end. */
+static size_t iov_copy(const struct iovec *iov, unsigned n, size_t skip, u8 *buf, size_t len,
+		       bool to_iov)
 {
 	size_t done = 0;
 	unsigned i;
 
 	for (i = 0; i < n && done < len; i++) {
+		u8 *part;
 		size_t take;
 
 		if (skip >= iov[i].iov_len) {
 			skip -= iov[i].iov_len;
 			continue;
 		}
+		part = (u8 *)iov[i].iov_base + skip;
 		take = MIN(iov[i].iov_len - skip, len - done);
-		memcpy((u8 *)buf + done, (u8 *)iov[i].iov_base + skip, take);
+		if (to_iov)
+			memcpy(part, buf + done, take);
+		else
+			memcpy(buf + done, part, take);
 		done += take;
 		skip = 0;
 	}
 	return done;
 }
 
-/* Scatter a reply into a chain's buffers, never past their end. */
+/* Gather from a chain (a request header, say) into a private copy, which
+ * the guest can no longer change under us. */
+size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)
+{
+	return iov_copy(iov, n, skip, buf, len, false);
+}
+
+/* Scatter a reply into a chain's buffers. */
 size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len)
 {
-	size_t done = 0;
-	unsigned i;
-
-	for (i = 0; i < n && done < len; i++) {
-		size_t take;
-
-		if (skip >= iov[i].iov_len) {
-			skip -= iov[i].iov_len;
-			continue;
-		}
-		take = MIN(iov[i].iov_len - skip, len - done);
-		memcpy((u8 *)iov[i].iov_base + skip, (const u8 *)buf + done, take);
-		done += take;
-		skip = 0;
-	}
-	return done;
+	return iov_copy(iov, n, skip, (u8 *)buf, len, true);
 }

@@ -19,15 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <unistd.h>
 
 struct rng {
 	struct virtio_dev vdev;
-	bool running;
-	pthread_t thread;
-	int stop_fd;
+	struct worker worker;
 	struct vq_chain chain;		/* vq_pop's scratch */
 };
 
@@ -106,7 +103,7 @@ static void *rng_thread(void *arg)
 {
 	struct rng *r = arg;
 	struct pollfd pfd[2] = {
-		{ .fd = r->stop_fd, .events = POLLIN },
+		{ .fd = r->worker.stop_fd, .events = POLLIN },
 		{ .fd = r->vdev.vqs[0].kick_fd, .events = POLLIN },
 	};
 
@@ -135,40 +132,20 @@ static int rng_activate(struct virtio_dev *dev)
 	struct rng *r = to_rng(dev);
 	int err;
 
-	if (r->running)
+	if (r->worker.running)
 		return 0;
 	if (!dev->vqs[0].desc || dev->vqs[0].kick_fd < 0)
 		return fail("virtio-rng: activated before its queue was set up");
-	r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (r->stop_fd < 0)
-		return fail("virtio-rng: eventfd: %s", strerror(errno));
-	err = virtio_thread_start(&r->thread, "rng", rng_thread, r);
-	if (err) {
-		close(r->stop_fd);
-		r->stop_fd = -1;
+	err = worker_start(&r->worker, "rng", rng_thread, r);
+	if (err)
 		return fail("virtio-rng: cannot start its thread: %s", strerror(err));
-	}
-	r->running = true;
 	return 0;
 }
 
 /* Driver reset: stop the thread; then nothing of ours touches the guest. */
 static void rng_reset(struct virtio_dev *dev)
 {
-	struct rng *r = to_rng(dev);
-	u64 one = 1;
-
-	if (!r->running)
-		return;
-	if (write(r->stop_fd, &one, sizeof(one)) != sizeof(one)) {
-		fprintf(stderr, "lguest: virtio-rng: cannot stop its thread: %s\n",
-			strerror(errno));
-		abort();
-	}
-	pthread_join(r->thread, NULL);
-	close(r->stop_fd);
-	r->stop_fd = -1;
-	r->running = false;
+	worker_stop(&to_rng(dev)->worker);
 }
 
 /* No device-specific features (5.4.3): the ring is the whole interface. */
@@ -199,7 +176,7 @@ struct virtio_dev *rng_create(void)
 	}
 	r->vdev.ops = &rng_ops;
 	r->vdev.priv = r;
-	r->stop_fd = -1;
+	r->worker.stop_fd = -1;
 	for (int q = 0; q < VIRTIO_MAX_QUEUES; q++) {
 		vq_reset(&r->vdev.vqs[q]);
 		r->vdev.vqs[q].kick_fd = r->vdev.vqs[q].call_fd = -1;

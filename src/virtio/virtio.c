@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 /* A queue index the device made up is a bug in lguest, not in the guest. */
@@ -124,4 +125,37 @@ int virtio_thread_start(pthread_t *t, const char *name, void *(*fn)(void *), voi
 	if (!err)
 		thread_name(*t, name);
 	return err;
+}
+
+int worker_start(struct worker *w, const char *name, void *(*fn)(void *), void *arg)
+{
+	int err;
+
+	w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->stop_fd < 0)
+		return errno;
+	err = virtio_thread_start(&w->tid, name, fn, arg);
+	if (err) {
+		close(w->stop_fd);
+		w->stop_fd = -1;
+		return err;
+	}
+	w->running = true;
+	return 0;
+}
+
+void worker_stop(struct worker *w)
+{
+	if (!w->running)
+		return;
+	/* A thread we cannot stop would go on using guest memory after
+	 * reset: that is no state to carry on in. */
+	if (eventfd_write(w->stop_fd, 1) < 0) {
+		fprintf(stderr, "lguest: cannot stop a device thread: %s\n", strerror(errno));
+		abort();
+	}
+	pthread_join(w->tid, NULL);
+	close(w->stop_fd);
+	w->stop_fd = -1;
+	w->running = false;
 }

@@ -107,6 +107,23 @@ void virtio_needs_reset(struct virtio_dev *dev);
 int virtio_thread_start(pthread_t *t, const char *name, void *(*fn)(void *), void *arg);
 
 /*
+ * A device's own thread and the eventfd that tells it to leave.  Started
+ * at DRIVER_OK, stopped at reset: when worker_stop() returns, the thread
+ * has returned, so nothing of the device touches guest memory.  The
+ * thread sleeps in poll() with stop_fd among its fds and returns once it
+ * is readable.
+ */
+struct worker {
+	pthread_t tid;
+	int stop_fd;		/* readable: leave now; -1 while stopped */
+	bool running;
+};
+/* Make a fresh stop_fd and the thread; returns an errno value, 0 if started. */
+int worker_start(struct worker *w, const char *name, void *(*fn)(void *), void *arg);
+/* Wake the thread through stop_fd and wait for it; a stopped worker is left alone. */
+void worker_stop(struct worker *w);
+
+/*
  * Under --verbose: what each queue of dev did (kicks from the driver,
  * chains served, interrupts sent), then the device's own counters.
  * where names the device's place ("00:03.0").

@@ -28,6 +28,11 @@ bool tap_ok(bool cond, const char *fmt, ...)
 	return cond;
 }
 
+bool tap_is_int(long long got, long long want, const char *name)
+{
+	return tap_ok(got == want, "%s (got %lld, want %lld)", name, got, want);
+}
+
 void tap_diag(const char *fmt, ...)
 {
 	va_list ap;

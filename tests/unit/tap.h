@@ -15,8 +15,8 @@ void tap_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tap_done(void);
 
 #define ok(cond, ...) tap_ok(!!(cond), __VA_ARGS__)
-#define is_int(got, want, name) \
-	tap_ok((long long)(got) == (long long)(want), "%s (got %lld, want %lld)", \
-	       name, (long long)(got), (long long)(want))
+/* got == want, both shown when not; each argument is evaluated once. */
+bool tap_is_int(long long got, long long want, const char *name);
+#define is_int(got, want, name) tap_is_int((long long)(got), (long long)(want), name)
 
 #endif

@@ -1013,13 +1013,7 @@ static void *blk_thread(void *arg)
 		}
 		if (polled)
 			slept_since = monotonic_ns();
-		if (poll(pfd, n, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			warn_user("disk I/O thread stops: poll: %s", strerror(errno));
-			break;
-		}
-		if (pfd[0].revents)
+		if (!worker_wait(pfd, n, "disk I/O thread"))
 			break;
 		if (pfd[1].revents) {
 			vq_kicked(&b->vdev.vqs[0]);

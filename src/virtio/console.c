@@ -440,15 +440,7 @@ static void *vcon_thread(void *arg)
 		ctl_serve(c);
 	if (vcon_tx(c) < 0)
 		return NULL;
-	for (;;) {
-		if (poll(pfd, 5, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			warn_user("console thread stops: poll: %s", strerror(errno));
-			break;
-		}
-		if (pfd[0].revents)
-			break;
+	while (worker_wait(pfd, 5, "console thread")) {
 		if (pfd[3].revents) {
 			vq_kicked(&c->vdev.vqs[VCON_CTL_TXQ]);
 			ctl_serve(c);

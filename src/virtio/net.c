@@ -797,17 +797,8 @@ static enum rx_result rx_drain(struct net_dev *n, int *delivered)
 static int wait_for(struct net_dev *n, int fd)
 {
 	struct pollfd p[2] = { { n->stop_fd, POLLIN, 0 }, { fd, POLLIN, 0 } };
-	int r;
 
-	for (;;) {
-		r = poll(p, fd >= 0 ? 2 : 1, -1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 || p[0].revents)
-			return 0;
-		if (p[1].revents)
-			return 1;
-	}
+	return worker_wait(p, fd >= 0 ? 2 : 1, "network device thread");
 }
 
 /*

@@ -109,15 +109,7 @@ static void *rng_thread(void *arg)
 
 	/* The driver may have kicked before we listened. */
 	rng_serve(r);
-	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			warn_user("entropy device stops: poll: %s", strerror(errno));
-			break;
-		}
-		if (pfd[0].revents)
-			break;
+	while (worker_wait(pfd, 2, "entropy device")) {
 		if (pfd[1].revents) {
 			vq_kicked(&r->vdev.vqs[0]);
 			rng_serve(r);

@@ -183,17 +183,9 @@ static void *tx_kick_thread(void *arg)
 
 	/* A kick may have come before we listened: the worker looks. */
 	eventfd_write(vh->worker_kick, 1);
-	for (;;) {
+	while (worker_wait(p, 2, "vhost-net's transmit kick thread")) {
 		eventfd_t v;
 
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			warn_user("vhost-net: transmit kicks: poll: %s", strerror(errno));
-			break;
-		}
-		if (p[0].revents)
-			break;
 		if (eventfd_read(vh->guest_kick, &v) < 0)
 			continue;
 		/* The worker owns the tx ring: how much waits, we do not ask. */

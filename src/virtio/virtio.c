@@ -9,6 +9,7 @@
 #include "virtio/virtio.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,17 @@ int worker_start(struct worker *w, const char *name, void *(*fn)(void *), void *
 	}
 	w->running = true;
 	return 0;
+}
+
+bool worker_wait(struct pollfd *fds, nfds_t n, const char *who)
+{
+	while (poll(fds, n, -1) < 0) {
+		if (errno != EINTR) {
+			warn_user("%s stops: poll: %s", who, strerror(errno));
+			return false;
+		}
+	}
+	return !fds[0].revents;
 }
 
 void worker_stop(struct worker *w)

@@ -18,6 +18,7 @@
 #include "guest_mem.h"
 #include "virtio/queue.h"
 
+#include <poll.h>
 #include <pthread.h>
 
 /* Device IDs (virtio 1.2, 5). */
@@ -122,6 +123,12 @@ struct worker {
 int worker_start(struct worker *w, const char *name, void *(*fn)(void *), void *arg);
 /* Wake the thread through stop_fd and wait for it; a stopped worker is left alone. */
 void worker_stop(struct worker *w);
+/*
+ * A device thread's sleep: poll() fds, the first of which is its stop
+ * eventfd, until one is ready.  false: leave (stop asked, or poll failed,
+ * which is said to the user naming who); true: look at fds[1..].
+ */
+bool worker_wait(struct pollfd *fds, nfds_t n, const char *who);
 
 /*
  * Under --verbose: what each queue of dev did (kicks from the driver,

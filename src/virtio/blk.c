@@ -1147,7 +1147,6 @@ struct virtio_dev *virtio_blk_new(int fd, u64 size, bool ro, const char *serial,
 				  unsigned flags)
 {
 	struct blk_dev *b;
-	int i;
 
 	/* disk.c refuses such files; anything else calling us is a bug. */
 	if (size % SECTOR) {
@@ -1159,12 +1158,7 @@ struct virtio_dev *virtio_blk_new(int fd, u64 size, bool ro, const char *serial,
 		fail("blk: out of memory");
 		return NULL;
 	}
-	b->vdev.ops = &blk_ops;
-	b->vdev.priv = b;
-	for (i = 0; i < VIRTIO_MAX_QUEUES; i++) {
-		vq_reset(&b->vdev.vqs[i]);
-		b->vdev.vqs[i].kick_fd = b->vdev.vqs[i].call_fd = -1;
-	}
+	virtio_dev_init(&b->vdev, &blk_ops, b);
 	b->fd = fd;
 	b->size = size;
 	b->ro = ro;

@@ -570,15 +570,10 @@ struct virtio_dev *vcon_create(int out_fd, struct vcon **out)
 		fail("virtio-console: out of memory");
 		return NULL;
 	}
-	c->vdev.ops = &vcon_ops;
-	c->vdev.priv = c;
+	virtio_dev_init(&c->vdev, &vcon_ops, c);
 	c->out_fd = out_fd;
 	c->worker.stop_fd = -1;
 	pthread_mutex_init(&c->rx_lock, NULL);
-	for (int q = 0; q < VIRTIO_MAX_QUEUES; q++) {
-		vq_reset(&c->vdev.vqs[q]);
-		c->vdev.vqs[q].kick_fd = c->vdev.vqs[q].call_fd = -1;
-	}
 	if (ioctl(out_fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col && ws.ws_row)
 		c->size = (u32)ws.ws_col | (u32)ws.ws_row << 16;
 	*out = c;

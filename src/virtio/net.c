@@ -1203,10 +1203,7 @@ struct virtio_dev *virtio_net_new(int fd, const struct net_opts *o)
 		if (!n->vhost)
 			verbose("net: %s; serving in userspace", last_error());
 	}
-	n->vdev.ops = &net_ops;
-	n->vdev.priv = n;
-	for (int i = 0; i < VIRTIO_MAX_QUEUES; i++)
-		n->vdev.vqs[i].kick_fd = n->vdev.vqs[i].call_fd = -1;
+	virtio_dev_init(&n->vdev, &net_ops, n);
 	return &n->vdev;
 }
 

@@ -166,13 +166,8 @@ struct virtio_dev *rng_create(void)
 		fail("virtio-rng: out of memory");
 		return NULL;
 	}
-	r->vdev.ops = &rng_ops;
-	r->vdev.priv = r;
+	virtio_dev_init(&r->vdev, &rng_ops, r);
 	r->worker.stop_fd = -1;
-	for (int q = 0; q < VIRTIO_MAX_QUEUES; q++) {
-		vq_reset(&r->vdev.vqs[q]);
-		r->vdev.vqs[q].kick_fd = r->vdev.vqs[q].call_fd = -1;
-	}
 	return &r->vdev;
 }
 

@@ -98,6 +98,16 @@ void virtio_dump(struct virtio_dev *dev, const char *where)
 	}
 }
 
+void virtio_dev_init(struct virtio_dev *dev, const struct virtio_dev_ops *ops, void *priv)
+{
+	dev->ops = ops;
+	dev->priv = priv;
+	for (int q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+		dev->vqs[q].kick_fd = dev->vqs[q].call_fd = -1;
+		vq_reset(&dev->vqs[q]);
+	}
+}
+
 u64 eventfd_drain(int fd)
 {
 	u64 v;

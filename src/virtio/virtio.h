@@ -83,6 +83,13 @@ struct virtio_dev {
 	void (*needs_reset)(struct virtio_dev *dev);
 };
 
+/*
+ * A device as its constructor leaves it: its ops and state, every queue
+ * reset and without eventfds (the transport makes those when it takes
+ * the device).
+ */
+void virtio_dev_init(struct virtio_dev *dev, const struct virtio_dev_ops *ops, void *priv);
+
 static inline bool virtio_has(const struct virtio_dev *dev, int bit)
 {
 	return dev->features & (1ULL << bit);
